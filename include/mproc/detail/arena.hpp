@@ -1,0 +1,143 @@
+// The one arena: every mproc shared object (lock word, shared value, result slot...) is carved out of
+// anonymous MAP_SHARED chunks, so it stays shared with every process forked after its construction.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <mutex>
+#include <new>
+#include <pthread.h>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <boost/interprocess/mem_algo/rbtree_best_fit.hpp>
+#include <boost/interprocess/sync/mutex_family.hpp>
+
+#include "../errors.hpp"
+#include "posix/memory.hpp"
+#include "posix/mutex.hpp"
+
+namespace mproc::detail {
+
+class Arena {
+public:
+    /// The calling process's arena.
+    static Arena& instance() {
+        static Arena arena;
+        return arena;
+    }
+
+    /// Returns `bytes` of shared memory aligned to `align` (not zeroed: construct into it). Throws OSError when the
+    /// system refuses more memory. Thread-safe; safe in forked children.
+    void* allocate(std::size_t bytes, std::size_t align) {
+        std::lock_guard guard(local_);
+        for (Chunk& c : chunks_)
+            if (c.owned)
+                if (void* p = c.allocate(bytes, align)) return p;
+        Chunk& fresh = chunks_.emplace_back(Chunk::map(std::max(default_chunk_bytes, bytes + align + chunk_overhead)));
+        if (void* p = fresh.allocate(bytes, align)) return p;
+        throw OSError(ENOMEM, "mproc arena: cannot place " + std::to_string(bytes) + " bytes");
+    }
+
+    /// Returns bytes from allocate() to the chunk they came from, whichever process allocated them.
+    void deallocate(void* p) noexcept {
+        if (!p) return;
+        std::lock_guard guard(local_);
+        for (Chunk& c : chunks_)
+            if (c.contains(p)) return c.deallocate(p);
+    }
+
+    /// Called in a freshly forked child (one thread only). Chunks inherited from the parent stay
+    /// mapped and freeable, but the child allocates from chunks of its own, so a child that is killed
+    /// never leaks blocks into its parent's chunks. The process-local mutex may have been held by
+    /// another parent thread at the fork, so it is constructed anew.
+    void after_fork_in_child() noexcept {
+        new (&local_) std::mutex;
+        for (Chunk& c : chunks_) c.owned = false;
+    }
+
+private:
+    using Algorithm = boost::interprocess::rbtree_best_fit<boost::interprocess::null_mutex_family>;
+    static constexpr std::size_t default_chunk_bytes = std::size_t{1} << 20;
+    static constexpr std::size_t header_bytes = 128; // holds the cross-process mutex; keeps alignment
+    static constexpr std::size_t chunk_overhead = 4096;
+
+    struct Chunk {
+        char* base;
+        std::size_t size;
+        bool owned;
+
+        static Chunk map(std::size_t bytes) {
+            bytes = (bytes + 4095) & ~std::size_t{4095};
+            char* base = static_cast<char*>(posix::map_shared_anonymous(bytes));
+            static_assert(sizeof(pthread_mutex_t) <= header_bytes);
+            posix::robust_mutex_init(mutex_of(base), false);
+            new (base + header_bytes) Algorithm(bytes - header_bytes, 0);
+            return Chunk{base, bytes, true};
+        }
+        static pthread_mutex_t* mutex_of(char* base) { return reinterpret_cast<pthread_mutex_t*>(base); }
+        Algorithm* algorithm() const { return reinterpret_cast<Algorithm*>(base + header_bytes); }
+        bool contains(void* p) const { return p >= base && p < base + size; }
+
+        // A process killed while it held this mutex leaves the allocator's tree possibly half-updated;
+        // the robust mutex lets others go on rather than hang, which is the lesser evil. Only
+        // allocations and frees of shared objects take it, never a lock or a queue operation.
+        struct Guard {
+            pthread_mutex_t* m;
+            explicit Guard(pthread_mutex_t* m) : m(m) { posix::robust_mutex_lock(m); }
+            ~Guard() { posix::robust_mutex_unlock(m); }
+        };
+
+        void* allocate(std::size_t bytes, std::size_t align) {
+            Guard g(mutex_of(base));
+            return align <= alignof(std::max_align_t) ? algorithm()->allocate(bytes)
+                                                       : algorithm()->allocate_aligned(bytes, align);
+        }
+        void deallocate(void* p) {
+            Guard g(mutex_of(base));
+            algorithm()->deallocate(p);
+        }
+    };
+
+    Arena() = default;
+    std::mutex local_;
+    std::vector<Chunk> chunks_;
+};
+
+/// Constructs a T in the arena. The object is visible to processes forked after this call.
+template <class T, class... Args>
+T* shared_new(Args&&... args) {
+    void* p = Arena::instance().allocate(sizeof(T), alignof(T));
+    try {
+        return new (p) T(std::forward<Args>(args)...);
+    } catch (...) {
+        Arena::instance().deallocate(p);
+        throw;
+    }
+}
+
+template <class T>
+void shared_delete(T* p) noexcept {
+    if (!p) return;
+    p->~T();
+    Arena::instance().deallocate(p);
+}
+
+/// A shared-arena block of T that is freed with the owning object.
+template <class T>
+class SharedBlock {
+public:
+    template <class... Args>
+    explicit SharedBlock(Args&&... args) : p_(shared_new<T>(std::forward<Args>(args)...)) {}
+    ~SharedBlock() { shared_delete(p_); }
+    SharedBlock(const SharedBlock&) = delete;
+    SharedBlock& operator=(const SharedBlock&) = delete;
+    T* operator->() const noexcept { return p_; }
+    T& operator*() const noexcept { return *p_; }
+
+private:
+    T* p_;
+};
+
+} // namespace mproc::detail

@@ -1,0 +1,128 @@
+// Who this process is (name, parent) and which children it has started: process-local bookkeeping
+// that a forked child resets, together with everything else a child must not inherit as is.
+#pragma once
+
+#include <cxxabi.h>
+#include <cstdlib>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <sys/types.h>
+#include <typeinfo>
+#include <vector>
+
+#include "arena.hpp"
+#include "posix/process.hpp"
+
+namespace mproc {
+
+/// A process's name and pid, as current_process() and active_children() report them.
+struct ProcessInfo {
+    std::string name;
+    pid_t pid = 0;
+};
+
+namespace detail {
+
+/// Implemented by Process; lets active_children() see and reap the live children.
+class ChildHandle {
+public:
+    virtual ProcessInfo info() const = 0;
+    virtual bool poll_alive() = 0;
+
+protected:
+    ~ChildHandle() = default;
+};
+
+class Identity {
+public:
+    static Identity& instance() {
+        static Identity self;
+        return self;
+    }
+
+    std::string name() {
+        std::lock_guard g(m_);
+        return name_;
+    }
+    std::optional<ProcessInfo> parent() {
+        std::lock_guard g(m_);
+        return parent_;
+    }
+    bool is_child() {
+        std::lock_guard g(m_);
+        return parent_.has_value();
+    }
+    /// "Process-1", "Process-2"... per creating process, as Python names them.
+    std::string next_child_name() {
+        std::lock_guard g(m_);
+        return "Process-" + std::to_string(++created_);
+    }
+
+    void add_child(ChildHandle* c) {
+        std::lock_guard g(m_);
+        children_.push_back(c);
+    }
+    void remove_child(ChildHandle* c) {
+        std::lock_guard g(m_);
+        std::erase(children_, c);
+    }
+    std::vector<ProcessInfo> live_children() {
+        std::vector<ChildHandle*> children;
+        {
+            std::lock_guard g(m_);
+            children = children_;
+        }
+        // Polling reaps exited children, which unregisters them: done without holding m_.
+        std::vector<ProcessInfo> out;
+        for (ChildHandle* c : children)
+            if (c->poll_alive()) out.push_back(c->info());
+        return out;
+    }
+
+    /// Runs in a freshly forked child, which has one thread: forget the parent's children, become
+    /// `name`, and reset the arena's ownership. Mutexes other parent threads may have held at the
+    /// fork are constructed anew.
+    void become_child(std::string name, ProcessInfo parent) {
+        new (&m_) std::mutex;
+        children_.clear();
+        parent_ = std::move(parent);
+        name_ = std::move(name);
+        created_ = 0;
+        Arena::instance().after_fork_in_child();
+    }
+
+private:
+    Identity() = default;
+    std::mutex m_;
+    std::string name_ = "MainProcess";
+    std::optional<ProcessInfo> parent_;
+    std::vector<ChildHandle*> children_;
+    int created_ = 0;
+};
+
+/// Forks a child that will be known as `name`. Returns its pid in the parent, 0 in the child.
+inline pid_t fork_named(const std::string& name) {
+    auto& self = Identity::instance();
+    ProcessInfo me{self.name(), posix::current_pid()};
+    pid_t pid = posix::fork_child();
+    if (pid == 0) self.become_child(name, std::move(me));
+    return pid;
+}
+
+/// The readable name of a type: "std::runtime_error", not "St13runtime_error".
+inline std::string demangle(const char* mangled) {
+    int status = 0;
+    std::unique_ptr<char, void (*)(void*)> out(abi::__cxa_demangle(mangled, nullptr, nullptr, &status), std::free);
+    return status == 0 && out ? std::string(out.get()) : std::string(mangled);
+}
+
+/// The dynamic type of the exception being handled, inside a catch block.
+inline std::string current_exception_type() {
+    const std::type_info* t = abi::__cxa_current_exception_type();
+    return t ? demangle(t->name()) : std::string("unknown exception");
+}
+
+} // namespace detail
+} // namespace mproc

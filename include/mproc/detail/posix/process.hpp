@@ -1,0 +1,133 @@
+// fork, wait, signal and process-identity calls: everything Process needs from the OS.
+#pragma once
+
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <optional>
+#include <poll.h>
+#include <sched.h>
+#include <string>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+
+#include "../deadline.hpp"
+#include "futex.hpp"
+#include "syscall.hpp"
+
+namespace mproc::detail::posix {
+
+/// Flushes C stdio and the standard iostreams, so that buffered output is not inherited (and
+/// printed twice) by a child.
+inline void flush_standard_streams() noexcept {
+    std::cout.flush();
+    std::cerr.flush();
+    std::clog.flush();
+    std::fflush(nullptr);
+}
+
+/// Forks. In the child (return 0), PR_SET_PDEATHSIG makes the kernel SIGKILL it when the forking
+/// thread's process dies, and a parent that died before that was armed is caught by comparing
+/// getppid(). All signals are blocked across the fork so that no handler runs in the child before
+/// that is set up; the caller's mask is restored on both sides.
+inline pid_t fork_child() {
+    flush_standard_streams();
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    const pid_t parent = ::getpid();
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+        ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (::getppid() != parent) ::_exit(128 + SIGKILL);
+        pthread_sigmask(SIG_SETMASK, &old, nullptr);
+        return 0;
+    }
+    const int err = errno;
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    if (pid < 0) throw_os_error("fork", err);
+    return pid;
+}
+
+/// Leaves the process at once: no atexit handlers, no static destructors (they belong to the parent).
+[[noreturn]] inline void exit_now(int code) noexcept { ::_exit(code); }
+
+/// A pidfd (close-on-exec) to wait on with poll, or -1 where the kernel lacks pidfd_open.
+inline int pidfd_open(pid_t pid) {
+    long fd = ::syscall(SYS_pidfd_open, pid, 0);
+    if (fd >= 0) return static_cast<int>(fd);
+    if (errno == ENOSYS) return -1;
+    throw_os_error("pidfd_open(" + std::to_string(pid) + ")", errno);
+}
+
+inline void close_fd(int fd) noexcept {
+    if (fd >= 0) ::close(fd);
+}
+
+/// Reaps `pid` if it has exited; returns its wait status, or nullopt if it is still running.
+inline std::optional<int> try_reap(pid_t pid) {
+    int status = 0;
+    pid_t r = check_call("waitpid", [&] { return ::waitpid(pid, &status, WNOHANG); });
+    if (r == 0) return std::nullopt;
+    return status;
+}
+
+/// Waits for `pid` to exit and reaps it; nullopt if the deadline passed first. Sleeps in poll on
+/// the pidfd when there is one; without one, polls waitpid with a backoff of up to 10 ms.
+inline std::optional<int> wait_exit(pid_t pid, int pidfd, Deadline deadline) {
+    if (deadline.is_never()) {
+        int status = 0;
+        check_call("waitpid", [&] { return ::waitpid(pid, &status, 0); });
+        return status;
+    }
+    auto backoff = std::chrono::microseconds(50);
+    for (;;) {
+        if (auto st = try_reap(pid)) return st;
+        auto left = deadline.at() - Clock::now();
+        if (left <= left.zero()) return std::nullopt;
+        if (pidfd >= 0) {
+            timespec ts = to_timespec(left);
+            pollfd p{pidfd, POLLIN, 0};
+            if (::ppoll(&p, 1, &ts, nullptr) < 0 && errno != EINTR) throw_os_error("ppoll(pidfd)", errno);
+        } else {
+            std::this_thread::sleep_for(std::min<Clock::duration>(left, backoff));
+            backoff = std::min<std::chrono::microseconds>(backoff * 2, std::chrono::milliseconds(10));
+        }
+    }
+}
+
+/// Sends `sig` through the pidfd when there is one (immune to pid reuse). A process that has
+/// already exited is not an error.
+inline void send_signal(pid_t pid, int pidfd, int sig) {
+    long rc = pidfd >= 0 ? ::syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0) : ::kill(pid, sig);
+    if (rc < 0 && errno != ESRCH) throw_os_error("kill(" + std::to_string(pid) + ")", errno);
+}
+
+/// Python's exitcode from a wait status: the exit status, or -SIGNUM when a signal killed it.
+inline int exitcode_from_status(int status) noexcept {
+    if (WIFSIGNALED(status)) return -WTERMSIG(status);
+    return WEXITSTATUS(status);
+}
+
+/// "SIGSEGV" for SIGSEGV; "signal 42" for numbers without a name.
+inline std::string signal_name(int sig) {
+    if (const char* abbrev = ::sigabbrev_np(sig)) return std::string("SIG") + abbrev;
+    return "signal " + std::to_string(sig);
+}
+
+inline pid_t current_pid() noexcept { return ::getpid(); }
+inline pid_t parent_pid() noexcept { return ::getppid(); }
+
+/// CPUs this process may run on (its affinity mask), at least 1.
+inline int cpu_count() noexcept {
+    cpu_set_t set;
+    if (::sched_getaffinity(0, sizeof set, &set) == 0) return std::max(1, CPU_COUNT(&set));
+    return std::max(1u, std::thread::hardware_concurrency());
+}
+
+} // namespace mproc::detail::posix

@@ -1,0 +1,443 @@
+// mproc/sync.hpp — process-shared Lock, RLock, Semaphore, BoundedSemaphore, Event, Condition, Barrier.
+//
+// Every object here keeps its state in the shared arena (detail/arena.hpp), so it must be constructed
+// before the fork of the processes that use it; they reach it by reference. None is copyable or
+// movable. All calls are safe from several processes and several threads at once.
+//
+// Holder death. Lock and RLock sit on robust pthread mutexes: when a process (or thread) dies holding
+// one, the next locker is told by the kernel. mproc then marks the mutex consistent, releases it and
+// throws OwnerDied from that lock call; the lock is usable again at once (retry), and the exception
+// warns that the data it guarded may be half-updated. Internal mutexes of Condition and Barrier are
+// robust too, so no mproc call ever hangs because a process died inside it. A Semaphore has no owner
+// (any process may release it, as in Python and POSIX), so permits held by a process that dies are
+// not returned: bound such waits with try_acquire_for, or guard critical sections with a Lock.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <pthread.h>
+#include <string>
+
+#include "detail/arena.hpp"
+#include "detail/deadline.hpp"
+#include "detail/posix/futex.hpp"
+#include "detail/posix/mutex.hpp"
+#include "errors.hpp"
+
+namespace mproc {
+
+namespace detail {
+
+/// A robust process-shared pthread mutex in the arena; the shared core of Lock and RLock.
+class SharedMutex {
+public:
+    SharedMutex(const SharedMutex&) = delete;
+    SharedMutex& operator=(const SharedMutex&) = delete;
+
+protected:
+    SharedMutex(bool recursive, const char* kind) : kind_(kind) {
+        mutex_ = static_cast<pthread_mutex_t*>(Arena::instance().allocate(sizeof(pthread_mutex_t), alignof(pthread_mutex_t)));
+        try {
+            posix::robust_mutex_init(mutex_, recursive);
+        } catch (...) {
+            Arena::instance().deallocate(mutex_);
+            throw;
+        }
+    }
+    ~SharedMutex() {
+        posix::robust_mutex_destroy(mutex_);
+        Arena::instance().deallocate(mutex_);
+    }
+
+    void do_lock() { settle(posix::robust_mutex_lock(mutex_), "lock"); }
+    bool do_try_lock() { return settle(posix::robust_mutex_try_lock(mutex_), "try_lock"); }
+    bool do_lock_until(Deadline d) { return settle(posix::robust_mutex_lock_until(mutex_, d), "try_lock_for"); }
+    void do_unlock() {
+        if (!posix::robust_mutex_unlock(mutex_))
+            throw StateError(std::string(kind_) + "::unlock: the calling thread does not hold the lock");
+    }
+
+public:
+    /// The underlying pthread mutex (robust, process-shared), for interoperation.
+    pthread_mutex_t* native_handle() noexcept { return mutex_; }
+
+private:
+    bool settle(posix::LockResult r, const char* op) {
+        switch (r) {
+        case posix::LockResult::acquired: return true;
+        case posix::LockResult::timed_out: return false;
+        case posix::LockResult::already_owned:
+            throw StateError(std::string(kind_) + "::" + op + ": the calling thread already holds this lock (it would deadlock)");
+        case posix::LockResult::owner_died:
+            posix::robust_mutex_unlock(mutex_);
+            throw OwnerDied(std::string(kind_) + "::" + op +
+                            ": the previous holder died while holding the lock; it has been released and is usable "
+                            "again, but the data it protected may be inconsistent");
+        }
+        return false;
+    }
+
+    pthread_mutex_t* mutex_;
+    const char* kind_;
+};
+
+} // namespace detail
+
+/// A non-recursive process-shared mutex (Python's multiprocessing.Lock). Meets the standard
+/// TimedLockable requirements, so std::lock_guard, std::unique_lock and std::scoped_lock work.
+class Lock : public detail::SharedMutex {
+public:
+    /// Throws OSError if the arena cannot grow.
+    Lock() : SharedMutex(false, "Lock") {}
+
+    /// Blocks until acquired. Throws OwnerDied (lock released, retry) if the previous holder died
+    /// holding it, StateError if this thread already holds it.
+    void lock() { do_lock(); }
+    /// Never blocks; false if another thread or process holds it. Throws as lock().
+    bool try_lock() { return do_try_lock(); }
+    /// Blocks up to `d`; false on timeout. Throws as lock().
+    template <class Rep, class Period>
+    bool try_lock_for(std::chrono::duration<Rep, Period> d) { return do_lock_until(detail::Deadline::after(d)); }
+    template <class C, class D>
+    bool try_lock_until(std::chrono::time_point<C, D> t) { return do_lock_until(detail::Deadline::until(t)); }
+    /// Throws StateError if the calling thread does not hold the lock.
+    void unlock() { do_unlock(); }
+};
+
+/// A re-entrant process-shared mutex (Python's RLock): its owner may lock it again and must unlock
+/// it as many times. Same errors as Lock, except that relocking by the owner is allowed.
+class RLock : public detail::SharedMutex {
+public:
+    RLock() : SharedMutex(true, "RLock") {}
+    void lock() { do_lock(); }
+    bool try_lock() { return do_try_lock(); }
+    template <class Rep, class Period>
+    bool try_lock_for(std::chrono::duration<Rep, Period> d) { return do_lock_until(detail::Deadline::after(d)); }
+    template <class C, class D>
+    bool try_lock_until(std::chrono::time_point<C, D> t) { return do_lock_until(detail::Deadline::until(t)); }
+    void unlock() { do_unlock(); }
+};
+
+namespace detail {
+
+/// Sleeps on `word` while it equals `expected`, with `waiters` counted so that wakers can skip the
+/// system call when nobody sleeps. Returns false once the deadline has passed.
+inline bool wait_on(std::atomic<std::uint32_t>& word, std::uint32_t expected, std::atomic<std::uint32_t>& waiters,
+                    Deadline d) {
+    waiters.fetch_add(1);
+    bool in_time = posix::futex_wait(&word, expected, d);
+    waiters.fetch_sub(1);
+    return in_time;
+}
+
+inline void wake(std::atomic<std::uint32_t>& word, std::atomic<std::uint32_t>& waiters, int count = INT32_MAX) {
+    if (waiters.load() != 0) posix::futex_wake(&word, count);
+}
+
+} // namespace detail
+
+/// A counting semaphore (Python's multiprocessing.Semaphore). Lock-free when a permit is free; sleeps
+/// on a futex otherwise. It has no owner: any process may release.
+class Semaphore {
+public:
+    /// Throws ValueError if `initial` is negative or too large.
+    explicit Semaphore(std::ptrdiff_t initial = 1) : Semaphore(initial, "Semaphore") {}
+    Semaphore(const Semaphore&) = delete;
+    Semaphore& operator=(const Semaphore&) = delete;
+
+    /// Blocks until a permit is free and takes it.
+    void acquire() { acquire_until(detail::Deadline::never()); }
+    /// Takes a permit if one is free; never blocks.
+    bool try_acquire() {
+        std::uint32_t v = s_->count.load();
+        while (v != 0)
+            if (s_->count.compare_exchange_weak(v, v - 1)) return true;
+        return false;
+    }
+    /// Blocks up to `d`; false if no permit came free in time.
+    template <class Rep, class Period>
+    bool try_acquire_for(std::chrono::duration<Rep, Period> d) { return acquire_until(detail::Deadline::after(d)); }
+    template <class C, class D>
+    bool try_acquire_until(std::chrono::time_point<C, D> t) { return acquire_until(detail::Deadline::until(t)); }
+
+    /// Returns `k` permits, waking up to `k` waiters. Throws ValueError if k < 1.
+    void release(std::ptrdiff_t k = 1) {
+        if (k < 1) throw ValueError(std::string(kind_) + "::release: count must be at least 1, got " + std::to_string(k));
+        std::uint32_t v = s_->count.load();
+        for (;;) {
+            if (static_cast<std::uint64_t>(v) + static_cast<std::uint64_t>(k) > limit_)
+                throw ValueError(std::string(kind_) + "::release: releasing " + std::to_string(k) + " would raise the value " +
+                                 std::to_string(v) + " past its limit " + std::to_string(limit_));
+            if (s_->count.compare_exchange_weak(v, v + static_cast<std::uint32_t>(k))) break;
+        }
+        detail::wake(s_->count, s_->waiters, static_cast<int>(std::min<std::ptrdiff_t>(k, INT32_MAX)));
+    }
+
+    /// The number of free permits now (a snapshot).
+    std::ptrdiff_t value() const noexcept { return s_->count.load(); }
+
+    // Lockable, so std::lock_guard and std::scoped_lock take a permit for a scope.
+    void lock() { acquire(); }
+    bool try_lock() { return try_acquire(); }
+    void unlock() { release(); }
+
+protected:
+    Semaphore(std::ptrdiff_t initial, const char* kind, std::uint64_t limit = max_value)
+        : s_(check_initial(initial, kind)), limit_(limit), kind_(kind) {}
+
+private:
+    static constexpr std::uint64_t max_value = INT32_MAX;
+    struct State {
+        explicit State(std::uint32_t v) : count(v) {}
+        std::atomic<std::uint32_t> count; // the futex word: sleepers wait while it is 0
+        std::atomic<std::uint32_t> waiters{0};
+    };
+
+    static std::uint32_t check_initial(std::ptrdiff_t initial, const char* kind) {
+        if (initial < 0 || static_cast<std::uint64_t>(initial) > max_value)
+            throw ValueError(std::string(kind) + ": initial value must be in [0, " + std::to_string(max_value) + "], got " +
+                             std::to_string(initial));
+        return static_cast<std::uint32_t>(initial);
+    }
+
+    bool acquire_until(detail::Deadline d) {
+        for (;;) {
+            if (try_acquire()) return true;
+            if (d.expired() || !detail::wait_on(s_->count, 0, s_->waiters, d)) return try_acquire();
+        }
+    }
+
+    detail::SharedBlock<State> s_;
+    std::uint64_t limit_;
+    const char* kind_;
+};
+
+/// A Semaphore whose release() past the initial value throws ValueError (Python's BoundedSemaphore).
+class BoundedSemaphore : public Semaphore {
+public:
+    explicit BoundedSemaphore(std::ptrdiff_t initial = 1)
+        : Semaphore(initial, "BoundedSemaphore", static_cast<std::uint64_t>(initial < 0 ? 0 : initial)) {}
+};
+
+/// A flag that processes can wait for (Python's multiprocessing.Event).
+class Event {
+public:
+    Event() = default;
+    Event(const Event&) = delete;
+    Event& operator=(const Event&) = delete;
+
+    /// Sets the flag and wakes every waiter.
+    void set() {
+        s_->flag.store(1);
+        detail::wake(s_->flag, s_->waiters);
+    }
+    void clear() noexcept { s_->flag.store(0); }
+    bool is_set() const noexcept { return s_->flag.load() != 0; }
+    /// Blocks until the flag is set.
+    void wait() const { wait_until(detail::Deadline::never()); }
+    /// Blocks up to `d`; returns whether the flag is set.
+    template <class Rep, class Period>
+    bool wait_for(std::chrono::duration<Rep, Period> d) const { return wait_until(detail::Deadline::after(d)); }
+
+private:
+    struct State {
+        std::atomic<std::uint32_t> flag{0};
+        std::atomic<std::uint32_t> waiters{0};
+    };
+    bool wait_until(detail::Deadline d) const {
+        while (!is_set())
+            if (!detail::wait_on(s_->flag, 0, s_->waiters, d)) return is_set();
+        return true;
+    }
+    detail::SharedBlock<State> s_;
+};
+
+/// A condition variable for processes, used with std::unique_lock<mproc::Lock>.
+/// Spurious wake-ups are possible, as with std::condition_variable: prefer the predicate forms.
+class Condition {
+public:
+    /// A condition with a Lock of its own (get_lock()), as Python's Condition() makes.
+    Condition() : own_lock_(std::make_unique<Lock>()), lock_(own_lock_.get()) {}
+    /// A condition over an existing Lock, which must outlive it.
+    explicit Condition(Lock& lock) : lock_(&lock) {}
+    Condition(const Condition&) = delete;
+    Condition& operator=(const Condition&) = delete;
+
+    Lock& get_lock() noexcept { return *lock_; }
+
+    /// Releases `lk`, sleeps until notified, relocks. Throws StateError if `lk` does not hold its lock;
+    /// OwnerDied from the relock if a holder died meanwhile (then `lk` does not own the lock).
+    void wait(std::unique_lock<Lock>& lk) { wait_until(lk, detail::Deadline::never()); }
+    template <class Pred>
+    void wait(std::unique_lock<Lock>& lk, Pred pred) {
+        while (!pred()) wait(lk);
+    }
+    /// Returns false if `d` passed without a notification.
+    template <class Rep, class Period>
+    bool wait_for(std::unique_lock<Lock>& lk, std::chrono::duration<Rep, Period> d) {
+        return wait_until(lk, detail::Deadline::after(d));
+    }
+    /// Returns pred() as it stands when notified or when `d` has passed.
+    template <class Rep, class Period, class Pred>
+    bool wait_for(std::unique_lock<Lock>& lk, std::chrono::duration<Rep, Period> d, Pred pred) {
+        auto deadline = detail::Deadline::after(d);
+        while (!pred())
+            if (!wait_until(lk, deadline)) return pred();
+        return true;
+    }
+
+    void notify_one() {
+        s_->seq.fetch_add(1);
+        detail::wake(s_->seq, s_->waiters, 1);
+    }
+    void notify_all() {
+        s_->seq.fetch_add(1);
+        detail::wake(s_->seq, s_->waiters);
+    }
+
+private:
+    struct State {
+        std::atomic<std::uint32_t> seq{0}; // bumped by every notify; waiters sleep while it is unchanged
+        std::atomic<std::uint32_t> waiters{0};
+    };
+    bool wait_until(std::unique_lock<Lock>& lk, detail::Deadline d) {
+        if (!lk.owns_lock()) throw StateError("Condition::wait: the unique_lock does not hold its Lock");
+        // Reading seq before unlocking closes the lost-wake-up window: a notify after the unlock
+        // changes seq, so the futex wait returns at once.
+        std::uint32_t seen = s_->seq.load();
+        lk.unlock();
+        bool in_time = detail::wait_on(s_->seq, seen, s_->waiters, d);
+        lk.lock();
+        return in_time || s_->seq.load() != seen;
+    }
+
+    detail::SharedBlock<State> s_;
+    std::unique_ptr<Lock> own_lock_;
+    Lock* lock_;
+};
+
+/// A barrier for `parties` processes (Python's multiprocessing.Barrier), reusable after it trips.
+class Barrier {
+public:
+    /// Throws ValueError if parties < 1.
+    explicit Barrier(std::size_t parties) : s_(check_parties(parties)) {}
+    Barrier(const Barrier&) = delete;
+    Barrier& operator=(const Barrier&) = delete;
+
+    /// Blocks until all parties have arrived; returns this party's arrival index 0..parties-1.
+    /// Throws BrokenBarrier if the barrier is or becomes broken (abort(), reset(), a party's timeout).
+    std::size_t wait() { return *wait_until(detail::Deadline::never()); }
+    /// As wait(), but gives up after `d`: then the barrier breaks (as in Python, so that the other
+    /// parties do not wait for one that left) and nullopt is returned.
+    template <class Rep, class Period>
+    std::optional<std::size_t> wait_for(std::chrono::duration<Rep, Period> d) {
+        return wait_until(detail::Deadline::after(d));
+    }
+    /// Breaks the barrier: current and future waiters get BrokenBarrier until reset().
+    void abort() {
+        Guard g(*this);
+        break_locked();
+    }
+    /// Returns the barrier to its initial state. Parties waiting now get BrokenBarrier; new arrivals
+    /// wait for them to leave first.
+    void reset() {
+        Guard g(*this);
+        if (s_->inside == 0) {
+            start_generation();
+        } else {
+            s_->resetting = true;
+            break_locked();
+        }
+    }
+    bool broken() {
+        Guard g(*this);
+        return (s_->word.load() & 1u) != 0 && !s_->resetting;
+    }
+    std::size_t parties() const noexcept { return s_->parties; }
+    /// The number of parties waiting now (a snapshot).
+    std::size_t n_waiting() {
+        Guard g(*this);
+        return s_->resetting ? 0 : s_->inside;
+    }
+
+private:
+    struct State {
+        explicit State(std::size_t n) : parties(n) { detail::posix::robust_mutex_init(&mutex, false); }
+        ~State() { detail::posix::robust_mutex_destroy(&mutex); }
+        pthread_mutex_t mutex;
+        std::size_t parties;
+        std::size_t inside = 0;  // parties waiting in the current generation
+        bool resetting = false;  // reset() while parties were inside: it completes when they have left
+        std::atomic<std::uint32_t> word{0}; // generation << 1 | broken; the futex word
+        std::atomic<std::uint32_t> waiters{0};
+    };
+    struct Guard {
+        explicit Guard(Barrier& b) : m(&b.s_->mutex) { detail::posix::robust_mutex_lock(m); }
+        ~Guard() { detail::posix::robust_mutex_unlock(m); }
+        pthread_mutex_t* m;
+    };
+
+    static std::size_t check_parties(std::size_t n) {
+        if (n < 1 || n > UINT32_MAX) throw ValueError("Barrier: parties must be in [1, 2^32), got " + std::to_string(n));
+        return n;
+    }
+    void break_locked() {
+        s_->word.fetch_or(1u);
+        detail::wake(s_->word, s_->waiters);
+    }
+    void start_generation() {
+        s_->inside = 0;
+        s_->resetting = false;
+        s_->word.store((s_->word.load() | 1u) + 1u); // next generation, not broken
+        detail::wake(s_->word, s_->waiters);
+    }
+    [[noreturn]] void leave_broken() {
+        if (--s_->inside == 0 && s_->resetting) start_generation();
+        throw BrokenBarrier("Barrier::wait: the barrier is broken");
+    }
+
+    std::optional<std::size_t> wait_until(detail::Deadline d) {
+        std::uint32_t word;
+        std::size_t index;
+        {
+            Guard g(*this);
+            // A reset() in progress: let the parties of the broken generation leave first.
+            while (s_->resetting) {
+                std::uint32_t w = s_->word.load();
+                detail::posix::robust_mutex_unlock(g.m);
+                bool in_time = detail::wait_on(s_->word, w, s_->waiters, d);
+                detail::posix::robust_mutex_lock(g.m);
+                if (!in_time && s_->resetting) return std::nullopt;
+            }
+            word = s_->word.load();
+            if (word & 1u) throw BrokenBarrier("Barrier::wait: the barrier is broken");
+            index = s_->inside++;
+            if (s_->inside == s_->parties) {
+                start_generation();
+                return index;
+            }
+        }
+        for (;;) {
+            bool in_time = detail::wait_on(s_->word, word, s_->waiters, d);
+            std::uint32_t now = s_->word.load();
+            if (now == word && in_time) continue; // spurious
+            Guard g(*this);
+            now = s_->word.load();
+            if ((now >> 1) != (word >> 1)) return index; // our generation tripped
+            if (now & 1u) leave_broken();
+            // Timed out in the generation we joined: leave it broken for the others, as Python does.
+            break_locked();
+            if (--s_->inside == 0 && s_->resetting) start_generation();
+            return std::nullopt;
+        }
+    }
+
+    detail::SharedBlock<State> s_;
+};
+
+} // namespace mproc
