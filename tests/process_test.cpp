@@ -1,3 +1,308 @@
-#include <catch2/catch.hpp>
-#include <mproc/mproc.hpp>
-TEST_CASE("process placeholder") { CHECK(true); }
+#include "support.hpp"
+
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fcntl.h>
+#include <poll.h>
+#include <set>
+#include <string>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <vector>
+
+using namespace mproc;
+using test::bound;
+using test::join_bounded;
+using namespace std::chrono_literals;
+
+TEST_CASE("a process runs its function with copied arguments and exits 0") {
+    SharedValue<int> out(0);
+    std::string text = "four";
+    Process p([&out](std::string s, int k) { out.value() = static_cast<int>(s.size()) * k; }, text, 10);
+    text = "changed after construction"; // the Process holds its own copy
+    CHECK(p.pid() == 0);
+    CHECK_FALSE(p.exitcode());
+    p.start();
+    CHECK(p.pid() > 0);
+    join_bounded(p);
+    CHECK(p.exitcode() == 0);
+    CHECK_FALSE(p.error());
+    CHECK(out.value() == 40);
+}
+
+TEST_CASE("std::ref passes a shared object by reference") {
+    SharedValue<long> v(1);
+    Process p([](SharedValue<long>& x) { x.value() = 99; }, std::ref(v));
+    p.start();
+    join_bounded(p);
+    CHECK(v.value() == 99);
+}
+
+TEST_CASE("processes get Python's default names unless named") {
+    Process a([] {});
+    Process b(ProcessOptions{.name = "watchdog", .daemon = true}, [] {});
+    CHECK_THAT(a.name(), Catch::StartsWith("Process-"));
+    CHECK(b.name() == "watchdog");
+    CHECK(b.daemon());
+    CHECK_FALSE(a.daemon());
+}
+
+TEST_CASE("an exception escaping the function gives exitcode 1 and error() with its type and message") {
+    Process p([] { throw std::invalid_argument("bad input 42"); });
+    p.start();
+    join_bounded(p);
+    CHECK(p.exitcode() == 1);
+    auto e = p.error();
+    REQUIRE(e);
+    CHECK(e->type_name() == "std::invalid_argument");
+    CHECK(std::string(e->what()) == "bad input 42");
+    CHECK(e->pid() == p.pid());
+}
+
+TEST_CASE("an exception not derived from std::exception is reported by its type") {
+    Process p([] { throw 42; });
+    p.start();
+    join_bounded(p);
+    CHECK(p.exitcode() == 1);
+    REQUIRE(p.error());
+    CHECK(p.error()->type_name() == "int");
+}
+
+TEST_CASE("mproc::exit(N) and std::exit(N) set exitcode N") {
+    Process a([] { mproc::exit(7); });
+    Process b([] { std::exit(3); });
+    a.start();
+    b.start();
+    join_bounded(a);
+    join_bounded(b);
+    CHECK(a.exitcode() == 7);
+    CHECK(b.exitcode() == 3);
+    CHECK_FALSE(a.error());
+}
+
+TEST_CASE("a process killed by a signal has exitcode -SIGNUM") {
+    Event never;
+    SECTION("kill") {
+        Process p([&] { never.wait(); });
+        p.start();
+        p.kill();
+        join_bounded(p);
+        CHECK(p.exitcode() == -SIGKILL);
+    }
+    SECTION("terminate") {
+        Process p([&] { never.wait(); });
+        p.start();
+        p.terminate();
+        join_bounded(p);
+        CHECK(p.exitcode() == -SIGTERM);
+    }
+    SECTION("a signal raised by the child itself") {
+        Process p([] { std::raise(SIGUSR1); });
+        p.start();
+        join_bounded(p);
+        CHECK(p.exitcode() == -SIGUSR1);
+        CHECK_FALSE(p.error());
+    }
+}
+
+TEST_CASE("join_for and is_alive report a running process without blocking past the timeout") {
+    Event go;
+    Process p([&] { go.wait(); });
+    CHECK_FALSE(p.is_alive());
+    p.start();
+    CHECK(p.is_alive());
+    CHECK_FALSE(p.join_for(50ms)); // still blocked on `go`
+    CHECK_FALSE(p.exitcode());
+    go.set();
+    CHECK(p.join_for(bound));
+    CHECK_FALSE(p.is_alive());
+    CHECK(p.exitcode() == 0);
+    p.join(); // joining again is a no-op
+}
+
+TEST_CASE("misuse of a Process raises StateError") {
+    Process p([] {});
+    CHECK_THROWS_AS(p.join(), StateError);
+    CHECK_THROWS_AS(p.join_for(1ms), StateError);
+    CHECK_THROWS_AS(p.terminate(), StateError);
+    CHECK_THROWS_AS(p.kill(), StateError);
+    CHECK_THROWS_WITH(p.join(), Catch::Contains("never started"));
+    p.start();
+    CHECK_THROWS_AS(p.start(), StateError);
+    CHECK_THROWS_WITH(p.start(), Catch::Contains("already started"));
+    join_bounded(p);
+    CHECK_THROWS_AS(p.kill(), StateError);
+    CHECK_THROWS_WITH(p.terminate(), Catch::Contains("already exited"));
+
+    Process moved_to = std::move(p);
+    CHECK(moved_to.exitcode() == 0);
+    CHECK_THROWS_AS(p.join(), StateError); // NOLINT(bugprone-use-after-move): the point of the test
+    CHECK_THROWS_WITH(p.start(), Catch::Contains("moved from"));
+}
+
+TEST_CASE("a moved Process keeps its child") {
+    Event go;
+    std::vector<Process> ps;
+    for (int i = 0; i < 3; ++i) ps.emplace_back([&] { go.wait(); });
+    for (auto& p : ps) p.start();
+    ps.reserve(64); // reallocation moves every started Process
+    CHECK(active_children().size() == 3);
+    go.set();
+    for (auto& p : ps) join_bounded(p);
+    for (auto& p : ps) CHECK(p.exitcode() == 0);
+    CHECK(active_children().empty());
+}
+
+TEST_CASE("the destructor joins a non-daemon process and reaps it") {
+    Event go;
+    SharedValue<int> done(0);
+    pid_t pid = 0;
+    {
+        Process p([&] {
+            go.wait();
+            done.value() = 1;
+        });
+        p.start();
+        pid = p.pid();
+        go.set();
+    }
+    CHECK(done.value() == 1);
+    CHECK(test::reaped(pid));
+}
+
+TEST_CASE("the destructor terminates a daemon, even one that ignores SIGTERM") {
+    Event never;
+    Event ready;
+    pid_t pid = 0;
+    SECTION("plain daemon") {
+        {
+            Process p(ProcessOptions{.daemon = true}, [&] { never.wait(); });
+            p.start();
+            pid = p.pid();
+        }
+        CHECK(test::reaped(pid));
+    }
+    SECTION("daemon ignoring SIGTERM is killed after a grace period") {
+        {
+            Process p(ProcessOptions{.daemon = true}, [&] {
+                std::signal(SIGTERM, SIG_IGN);
+                ready.set();
+                never.wait();
+            });
+            p.start();
+            pid = p.pid();
+            REQUIRE(ready.wait_for(bound));
+        }
+        CHECK(test::reaped(pid));
+    }
+}
+
+TEST_CASE("stdout is flushed before fork, so buffered output is printed once") {
+    int fds[2];
+    REQUIRE(::pipe(fds) == 0);
+    Process writer([&] {
+        ::dup2(fds[1], STDOUT_FILENO); // a pipe: stdout is fully buffered here
+        ::close(fds[0]);
+        ::close(fds[1]);
+        std::printf("buffered-before-fork;");
+        std::fflush(stdout); // only so that the dup2 above cannot race the parent's buffer: start() must flush too
+        std::printf("second-buffered;");
+        Process child([] { std::printf("child;"); });
+        child.start();
+        child.join();
+        std::printf("end\n");
+    });
+    writer.start();
+    ::close(fds[1]);
+    join_bounded(writer);
+    std::string out;
+    char buf[256];
+    ssize_t n;
+    ::fcntl(fds[0], F_SETFL, O_NONBLOCK); // the writer has exited: everything is in the pipe
+    while ((n = ::read(fds[0], buf, sizeof buf)) > 0) out.append(buf, static_cast<std::size_t>(n));
+    ::close(fds[0]);
+    CHECK(out == "buffered-before-fork;second-buffered;child;end\n");
+}
+
+TEST_CASE("a child dies with its parent, even when the parent is SIGKILLed") {
+    SharedValue<pid_t> grandchild(0);
+    Event started;
+    Event never;
+    Process middle([&] {
+        Process inner([&] {
+            grandchild.value() = ::getpid();
+            started.set();
+            never.wait();
+        });
+        inner.start();
+        never.wait();
+    });
+    middle.start();
+    REQUIRE(started.wait_for(bound));
+    // The grandchild is alive (blocked on `never`), so this pidfd names it and no reused pid.
+    int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, grandchild.value(), 0));
+    REQUIRE(pidfd >= 0);
+    middle.kill();
+    join_bounded(middle);
+    pollfd pfd{pidfd, POLLIN, 0};
+    int ready = ::poll(&pfd, 1, static_cast<int>(std::chrono::milliseconds(bound).count()));
+    ::close(pidfd);
+    CHECK(ready == 1); // the grandchild exited when its parent died
+}
+
+TEST_CASE("current_process and parent_process mirror Python") {
+    CHECK(current_process().name == "MainProcess");
+    CHECK(current_process().pid == ::getpid());
+    CHECK_FALSE(parent_process());
+
+    SharedArray<char> name(64, '\0');
+    SharedValue<pid_t> ppid(0);
+    SharedValue<int> has_parent(0);
+    SharedValue<int> inherited_children(-1);
+    Process p(ProcessOptions{.name = "inspector"}, [&] {
+        std::strncpy(name.data(), current_process().name.c_str(), name.size() - 1);
+        auto parent = parent_process();
+        has_parent.value() = parent.has_value();
+        if (parent) ppid.value() = parent->pid;
+        inherited_children.value() = static_cast<int>(active_children().size());
+    });
+    p.start();
+    join_bounded(p);
+    CHECK(p.exitcode() == 0);
+    CHECK(std::string(name.data()) == "inspector");
+    CHECK(has_parent.value() == 1);
+    CHECK(ppid.value() == ::getpid());
+    CHECK(inherited_children.value() == 0); // the parent's children are not the child's
+}
+
+TEST_CASE("active_children lists running children and forgets finished ones") {
+    Event go;
+    Process a(ProcessOptions{.name = "a"}, [&] { go.wait(); });
+    Process b(ProcessOptions{.name = "b"}, [&] { go.wait(); });
+    CHECK(active_children().empty());
+    a.start();
+    b.start();
+    auto kids = active_children();
+    std::set<std::string> names;
+    for (auto& k : kids) names.insert(k.name);
+    CHECK(names == std::set<std::string>{"a", "b"});
+    go.set();
+    join_bounded(a);
+    join_bounded(b);
+    CHECK(active_children().empty());
+}
+
+TEST_CASE("cpu_count is at least one") { CHECK(cpu_count() >= 1); }
+
+TEST_CASE("fifty processes at once all run and are all reaped") {
+    SharedValue<long> total(0);
+    std::vector<Process> ps;
+    for (int i = 1; i <= 50; ++i) ps.emplace_back([&total](int k) { total.fetch_add(k); }, i);
+    for (auto& p : ps) p.start();
+    for (auto& p : ps) join_bounded(p);
+    for (auto& p : ps) CHECK(p.exitcode() == 0);
+    CHECK(total.load() == 50 * 51 / 2);
+    for (auto& p : ps) CHECK(test::reaped(p.pid()));
+}

@@ -1,3 +1,425 @@
-#include <catch2/catch.hpp>
-#include <mproc/mproc.hpp>
-TEST_CASE("sync placeholder") { CHECK(true); }
+#include "support.hpp"
+
+#include <algorithm>
+#include <mutex>
+#include <numeric>
+#include <set>
+#include <unistd.h>
+#include <vector>
+
+using namespace mproc;
+using test::bound;
+using test::join_bounded;
+using namespace std::chrono_literals;
+
+namespace {
+
+/// Starts `n` processes running fn(i) and joins them all within the bound.
+template <class F>
+void run_processes(int n, F fn) {
+    std::vector<Process> ps;
+    for (int i = 0; i < n; ++i) ps.emplace_back(fn, i);
+    for (auto& p : ps) p.start();
+    for (auto& p : ps) join_bounded(p);
+    for (auto& p : ps) CHECK(p.exitcode() == 0);
+}
+
+} // namespace
+
+// ---------------------------------------------------------------- Lock and RLock
+
+TEMPLATE_TEST_CASE("a lock makes read-modify-writes from several processes exact", "", Lock, RLock) {
+    TestType lock;
+    SharedValue<long> counter(0);
+    run_processes(4, [&](int) {
+        for (int i = 0; i < 20000; ++i) {
+            std::lock_guard g(lock);
+            counter.value() = counter.value() + 1; // not atomic: only the lock makes it exact
+        }
+    });
+    CHECK(counter.value() == 80000);
+}
+
+TEMPLATE_TEST_CASE("try_lock and try_lock_for fail while another process holds the lock", "", Lock, RLock) {
+    TestType lock;
+    Event held, release;
+    Process holder([&] {
+        std::lock_guard g(lock);
+        held.set();
+        release.wait();
+    });
+    holder.start();
+    REQUIRE(held.wait_for(bound));
+    CHECK_FALSE(lock.try_lock());
+    auto t0 = std::chrono::steady_clock::now();
+    CHECK_FALSE(lock.try_lock_for(50ms));
+    CHECK(std::chrono::steady_clock::now() - t0 >= 50ms);
+    {
+        std::unique_lock lk(lock, std::defer_lock);
+        CHECK_FALSE(lk.try_lock_until(std::chrono::system_clock::now() + 10ms));
+    }
+    release.set();
+    CHECK(lock.try_lock_for(bound));
+    lock.unlock();
+    join_bounded(holder);
+}
+
+TEMPLATE_TEST_CASE("a holder that dies makes the next locker get OwnerDied, and the lock stays usable", "", Lock,
+                   RLock) {
+    TestType lock;
+    Event held, never;
+    SECTION("holder killed by SIGKILL") {
+        Process holder([&] {
+            lock.lock();
+            held.set();
+            never.wait();
+        });
+        holder.start();
+        REQUIRE(held.wait_for(bound));
+        holder.kill();
+        join_bounded(holder);
+    }
+    SECTION("holder exits without unlocking") {
+        Process holder([&] {
+            lock.lock();
+            mproc::exit(0);
+        });
+        holder.start();
+        join_bounded(holder);
+    }
+    CHECK_THROWS_AS(lock.lock(), OwnerDied);
+    // Released and consistent again: usable at once, by us and by others.
+    CHECK(lock.try_lock());
+    lock.unlock();
+    SharedValue<int> ok(0);
+    run_processes(2, [&](int) {
+        std::lock_guard g(lock);
+        ok.fetch_add(1);
+    });
+    CHECK(ok.load() == 2);
+}
+
+TEST_CASE("a process blocked in lock() is woken with OwnerDied when the holder dies") {
+    Lock lock;
+    Event held, never;
+    SharedValue<int> saw_owner_died(0);
+    Process holder([&] {
+        lock.lock();
+        held.set();
+        never.wait();
+    });
+    holder.start();
+    REQUIRE(held.wait_for(bound));
+    Process waiter([&] {
+        try {
+            lock.lock();
+        } catch (const OwnerDied&) {
+            saw_owner_died.value() = 1;
+            lock.lock();
+        }
+        lock.unlock();
+    });
+    waiter.start();
+    holder.kill();
+    join_bounded(holder);
+    join_bounded(waiter);
+    CHECK(waiter.exitcode() == 0);
+    CHECK(saw_owner_died.value() == 1);
+}
+
+TEST_CASE("Lock misuse raises StateError instead of deadlocking") {
+    Lock lock;
+    CHECK_THROWS_AS(lock.unlock(), StateError);
+    CHECK_THROWS_WITH(lock.unlock(), Catch::Contains("does not hold"));
+    lock.lock();
+    CHECK_THROWS_AS(lock.lock(), StateError);
+    CHECK_THROWS_WITH(lock.try_lock(), Catch::Contains("already holds"));
+    lock.unlock();
+}
+
+TEST_CASE("RLock is re-entrant for its owner only") {
+    RLock lock;
+    lock.lock();
+    lock.lock();
+    CHECK(lock.try_lock());
+    lock.unlock();
+    lock.unlock();
+    SharedValue<int> other_got_it(-1);
+    Process other([&] { other_got_it.value() = lock.try_lock(); });
+    other.start();
+    join_bounded(other);
+    CHECK(other_got_it.value() == 0); // still held once
+    lock.unlock();
+    CHECK_THROWS_AS(lock.unlock(), StateError);
+}
+
+TEST_CASE("locks work with std::scoped_lock over several at once") {
+    Lock a;
+    Lock b;
+    SharedValue<long> n(0);
+    run_processes(3, [&](int i) {
+        for (int k = 0; k < 2000; ++k) {
+            if (i % 2) {
+                std::scoped_lock g(a, b);
+                ++n.value();
+            } else {
+                std::scoped_lock g(b, a);
+                ++n.value();
+            }
+        }
+    });
+    CHECK(n.value() == 6000);
+}
+
+// ---------------------------------------------------------------- Semaphore
+
+TEST_CASE("a semaphore hands out exactly its permits") {
+    Semaphore s(2);
+    CHECK(s.value() == 2);
+    CHECK(s.try_acquire());
+    CHECK(s.try_acquire());
+    CHECK_FALSE(s.try_acquire());
+    CHECK_FALSE(s.try_acquire_for(20ms));
+    s.release(2);
+    CHECK(s.value() == 2);
+}
+
+TEST_CASE("a semaphore limits how many processes are inside at once") {
+    Semaphore s(3);
+    SharedValue<int> inside(0), most(0);
+    run_processes(8, [&](int) {
+        for (int k = 0; k < 200; ++k) {
+            std::lock_guard g(s);
+            int now = inside.fetch_add(1) + 1;
+            int seen = most.load();
+            while (now > seen && !std::atomic_ref<int>(most.value()).compare_exchange_weak(seen, now)) {
+            }
+            inside.fetch_sub(1);
+        }
+    });
+    CHECK(most.load() >= 1);
+    CHECK(most.load() <= 3);
+    CHECK(s.value() == 3);
+}
+
+TEST_CASE("release(k) wakes k blocked processes") {
+    Semaphore s(0);
+    SharedValue<int> through(0);
+    std::vector<Process> ps;
+    for (int i = 0; i < 3; ++i) ps.emplace_back([&] {
+        if (s.try_acquire_for(bound)) through.fetch_add(1);
+    });
+    for (auto& p : ps) p.start();
+    s.release(3);
+    for (auto& p : ps) join_bounded(p);
+    CHECK(through.load() == 3);
+    CHECK(s.value() == 0);
+}
+
+TEST_CASE("semaphore arguments are checked") {
+    CHECK_THROWS_AS(Semaphore(-1), ValueError);
+    Semaphore s(1);
+    CHECK_THROWS_AS(s.release(0), ValueError);
+    CHECK_THROWS_WITH(s.release(-2), Catch::Contains("at least 1"));
+}
+
+TEST_CASE("BoundedSemaphore refuses a release past its initial value") {
+    BoundedSemaphore s(2);
+    CHECK_THROWS_AS(s.release(), ValueError);
+    CHECK_THROWS_WITH(s.release(), Catch::Contains("past its limit 2"));
+    s.acquire();
+    s.release();
+    CHECK(s.value() == 2);
+    s.acquire();
+    s.acquire();
+    CHECK_THROWS_AS(s.release(3), ValueError);
+    s.release(2);
+    CHECK(s.value() == 2);
+}
+
+// ---------------------------------------------------------------- Event
+
+TEST_CASE("an Event set in one process wakes waiters in others") {
+    Event e;
+    CHECK_FALSE(e.is_set());
+    CHECK_FALSE(e.wait_for(20ms));
+    SharedValue<int> woke(0);
+    std::vector<Process> ps;
+    for (int i = 0; i < 3; ++i) ps.emplace_back([&] {
+        if (e.wait_for(bound)) woke.fetch_add(1);
+    });
+    for (auto& p : ps) p.start();
+    Process setter([&] { e.set(); });
+    setter.start();
+    join_bounded(setter);
+    for (auto& p : ps) join_bounded(p);
+    CHECK(woke.load() == 3);
+    CHECK(e.is_set());
+    e.wait(); // already set: returns at once
+    e.clear();
+    CHECK_FALSE(e.is_set());
+    CHECK_FALSE(e.wait_for(1ms));
+}
+
+// ---------------------------------------------------------------- Condition
+
+TEST_CASE("Condition: a consumer waits for a producer's predicate") {
+    Condition cond;
+    SharedValue<int> items(0);
+    SharedValue<int> consumed(0);
+    Process consumer([&] {
+        for (int k = 0; k < 100; ++k) {
+            std::unique_lock lk(cond.get_lock());
+            if (!cond.wait_for(lk, bound, [&] { return items.value() > 0; })) return;
+            --items.value();
+            ++consumed.value();
+        }
+    });
+    consumer.start();
+    for (int k = 0; k < 100; ++k) {
+        std::unique_lock lk(cond.get_lock());
+        ++items.value();
+        cond.notify_one();
+    }
+    join_bounded(consumer);
+    CHECK(consumed.value() == 100);
+    CHECK(items.value() == 0);
+}
+
+TEST_CASE("Condition: notify_all wakes every waiting process") {
+    Lock lock;
+    Condition cond(lock);
+    SharedValue<int> go(0), waiting(0), woke(0);
+    std::vector<Process> ps;
+    for (int i = 0; i < 3; ++i) ps.emplace_back([&] {
+        std::unique_lock lk(lock);
+        ++waiting.value();
+        cond.notify_all(); // tell the parent one more is waiting
+        if (cond.wait_for(lk, bound, [&] { return go.value() == 1; })) ++woke.value();
+    });
+    for (auto& p : ps) p.start();
+    {
+        std::unique_lock lk(lock);
+        REQUIRE(cond.wait_for(lk, bound, [&] { return waiting.value() == 3; }));
+        go.value() = 1;
+        cond.notify_all();
+    }
+    for (auto& p : ps) join_bounded(p);
+    CHECK(woke.value() == 3);
+}
+
+TEST_CASE("Condition: timeouts and misuse") {
+    Condition cond;
+    std::unique_lock lk(cond.get_lock());
+    CHECK_FALSE(cond.wait_for(lk, 20ms, [] { return false; }));
+    CHECK(lk.owns_lock());
+    lk.unlock();
+    CHECK_THROWS_AS(cond.wait(lk), StateError);
+    CHECK_THROWS_WITH(cond.wait_for(lk, 1ms), Catch::Contains("does not hold"));
+}
+
+// ---------------------------------------------------------------- Barrier
+
+TEST_CASE("a Barrier releases all parties together, with distinct indices, generation after generation") {
+    Barrier b(4);
+    CHECK(b.parties() == 4);
+    SharedArray<int> indices(3 * 4, -1);
+    SharedValue<int> arrived(0);
+    SharedValue<int> order_ok(1);
+    std::vector<Process> ps;
+    for (int i = 0; i < 4; ++i) ps.emplace_back([&](int who) {
+        for (int gen = 0; gen < 3; ++gen) {
+            arrived.fetch_add(1);
+            auto idx = b.wait_for(bound);
+            if (!idx) return;
+            // Everyone of this generation has arrived before anyone leaves.
+            if (arrived.load() < 4 * (gen + 1)) order_ok.store(0);
+            indices[gen * 4 + static_cast<std::size_t>(who)] = static_cast<int>(*idx);
+        }
+    }, i);
+    for (auto& p : ps) p.start();
+    for (auto& p : ps) join_bounded(p);
+    CHECK(order_ok.load() == 1);
+    for (int gen = 0; gen < 3; ++gen) {
+        std::set<int> seen(indices.begin() + gen * 4, indices.begin() + gen * 4 + 4);
+        CHECK(seen == std::set<int>{0, 1, 2, 3});
+    }
+    CHECK_FALSE(b.broken());
+}
+
+TEST_CASE("a party's timeout breaks the barrier for the others") {
+    Barrier b(3);
+    SharedValue<int> broken_seen(0);
+    Process other([&] {
+        try {
+            b.wait_for(bound);
+        } catch (const BrokenBarrier&) {
+            broken_seen.value() = 1;
+        }
+    });
+    other.start();
+    // Wait until the other party is inside, then time out ourselves.
+    for (auto deadline = std::chrono::steady_clock::now() + bound; b.n_waiting() < 1;)
+        REQUIRE(std::chrono::steady_clock::now() < deadline);
+    CHECK_FALSE(b.wait_for(20ms));
+    join_bounded(other);
+    CHECK(broken_seen.value() == 1);
+    CHECK(b.broken());
+    CHECK_THROWS_AS(b.wait(), BrokenBarrier);
+    b.reset();
+    CHECK_FALSE(b.broken());
+}
+
+TEST_CASE("abort breaks waiting parties and reset makes the barrier usable again") {
+    Barrier b(2);
+    SharedValue<int> broken_seen(0);
+    Process waiter([&] {
+        try {
+            b.wait_for(bound);
+        } catch (const BrokenBarrier&) {
+            broken_seen.value() = 1;
+        }
+    });
+    waiter.start();
+    for (auto deadline = std::chrono::steady_clock::now() + bound; b.n_waiting() < 1;)
+        REQUIRE(std::chrono::steady_clock::now() < deadline);
+    b.abort();
+    join_bounded(waiter);
+    CHECK(broken_seen.value() == 1);
+    CHECK(b.broken());
+    b.reset();
+    SharedValue<int> passed(0);
+    Process partner([&] {
+        if (b.wait_for(bound)) passed.fetch_add(1);
+    });
+    partner.start();
+    REQUIRE(b.wait_for(bound));
+    join_bounded(partner);
+    CHECK(passed.load() == 1);
+}
+
+TEST_CASE("reset while parties wait breaks them, then the barrier works") {
+    Barrier b(3);
+    SharedValue<int> broken_seen(0);
+    std::vector<Process> ps;
+    for (int i = 0; i < 2; ++i) ps.emplace_back([&] {
+        try {
+            b.wait_for(bound);
+        } catch (const BrokenBarrier&) {
+            broken_seen.fetch_add(1);
+        }
+    });
+    for (auto& p : ps) p.start();
+    for (auto deadline = std::chrono::steady_clock::now() + bound; b.n_waiting() < 2;)
+        REQUIRE(std::chrono::steady_clock::now() < deadline);
+    b.reset();
+    for (auto& p : ps) join_bounded(p);
+    CHECK(broken_seen.load() == 2);
+    CHECK_FALSE(b.broken());
+    Barrier single(1);
+    CHECK(single.wait() == 0);
+}
+
+TEST_CASE("a Barrier of zero parties is refused") {
+    CHECK_THROWS_AS(Barrier(0), ValueError);
+}

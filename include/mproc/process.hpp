@@ -28,7 +28,7 @@ namespace mproc {
 /// Options for a Process. `name` defaults to "Process-N"; a `daemon` process is terminated rather
 /// than waited for when its Process object is destroyed.
 struct ProcessOptions {
-    std::string name;
+    std::string name = {};
     bool daemon = false;
 };
 
