@@ -25,7 +25,7 @@
 
 #include "detail/arena.hpp"
 #include "detail/deadline.hpp"
-#include "detail/posix/futex.hpp"
+#include "detail/wait.hpp"
 #include "detail/posix/mutex.hpp"
 #include "errors.hpp"
 
@@ -125,20 +125,6 @@ public:
 
 namespace detail {
 
-/// Sleeps on `word` while it equals `expected`, with `waiters` counted so that wakers can skip the
-/// system call when nobody sleeps. Returns false once the deadline has passed.
-inline bool wait_on(std::atomic<std::uint32_t>& word, std::uint32_t expected, std::atomic<std::uint32_t>& waiters,
-                    Deadline d) {
-    waiters.fetch_add(1);
-    bool in_time = posix::futex_wait(&word, expected, d);
-    waiters.fetch_sub(1);
-    return in_time;
-}
-
-inline void wake(std::atomic<std::uint32_t>& word, std::atomic<std::uint32_t>& waiters, int count = INT32_MAX) {
-    if (waiters.load() != 0) posix::futex_wake(&word, count);
-}
-
 } // namespace detail
 
 /// A counting semaphore (Python's multiprocessing.Semaphore). Lock-free when a permit is free; sleeps
@@ -175,7 +161,7 @@ public:
                                  std::to_string(v) + " past its limit " + std::to_string(limit_));
             if (s_->count.compare_exchange_weak(v, v + static_cast<std::uint32_t>(k))) break;
         }
-        detail::wake(s_->count, s_->waiters, static_cast<int>(std::min<std::ptrdiff_t>(k, INT32_MAX)));
+        detail::notify(s_->q, static_cast<int>(std::min<std::ptrdiff_t>(k, INT32_MAX)));
     }
 
     /// The number of free permits now (a snapshot).
@@ -194,8 +180,8 @@ private:
     static constexpr std::uint64_t max_value = INT32_MAX;
     struct State {
         explicit State(std::uint32_t v) : count(v) {}
-        std::atomic<std::uint32_t> count; // the futex word: sleepers wait while it is 0
-        std::atomic<std::uint32_t> waiters{0};
+        std::atomic<std::uint32_t> count;
+        detail::WaitQueue q;
     };
 
     static std::uint32_t check_initial(std::ptrdiff_t initial, const char* kind) {
@@ -208,7 +194,7 @@ private:
     bool acquire_until(detail::Deadline d) {
         for (;;) {
             if (try_acquire()) return true;
-            if (d.expired() || !detail::wait_on(s_->count, 0, s_->waiters, d)) return try_acquire();
+            if (!detail::await([this] { return s_->count.load() != 0; }, s_->q, d)) return try_acquire();
         }
     }
 
@@ -234,7 +220,7 @@ public:
     /// Sets the flag and wakes every waiter.
     void set() {
         s_->flag.store(1);
-        detail::wake(s_->flag, s_->waiters);
+        detail::notify(s_->q);
     }
     void clear() noexcept { s_->flag.store(0); }
     bool is_set() const noexcept { return s_->flag.load() != 0; }
@@ -247,12 +233,10 @@ public:
 private:
     struct State {
         std::atomic<std::uint32_t> flag{0};
-        std::atomic<std::uint32_t> waiters{0};
+        detail::WaitQueue q;
     };
     bool wait_until(detail::Deadline d) const {
-        while (!is_set())
-            if (!detail::wait_on(s_->flag, 0, s_->waiters, d)) return is_set();
-        return true;
+        return detail::await([this] { return is_set(); }, s_->q, d);
     }
     detail::SharedBlock<State> s_;
 };
@@ -292,28 +276,28 @@ public:
     }
 
     void notify_one() {
-        s_->seq.fetch_add(1);
-        detail::wake(s_->seq, s_->waiters, 1);
+        s_->generation.fetch_add(1);
+        detail::notify(s_->q, 1);
     }
     void notify_all() {
-        s_->seq.fetch_add(1);
-        detail::wake(s_->seq, s_->waiters);
+        s_->generation.fetch_add(1);
+        detail::notify(s_->q);
     }
 
 private:
     struct State {
-        std::atomic<std::uint32_t> seq{0}; // bumped by every notify; waiters sleep while it is unchanged
-        std::atomic<std::uint32_t> waiters{0};
+        std::atomic<std::uint32_t> generation{0}; // bumped by every notify
+        detail::WaitQueue q;
     };
     bool wait_until(std::unique_lock<Lock>& lk, detail::Deadline d) {
         if (!lk.owns_lock()) throw StateError("Condition::wait: the unique_lock does not hold its Lock");
-        // Reading seq before unlocking closes the lost-wake-up window: a notify after the unlock
-        // changes seq, so the futex wait returns at once.
-        std::uint32_t seen = s_->seq.load();
+        // Reading the generation before unlocking closes the lost-wake-up window: a notify after the
+        // unlock changes it, so the wait returns at once.
+        std::uint32_t seen = s_->generation.load();
         lk.unlock();
-        bool in_time = detail::wait_on(s_->seq, seen, s_->waiters, d);
+        bool notified = detail::await([&] { return s_->generation.load() != seen; }, s_->q, d);
         lk.lock();
-        return in_time || s_->seq.load() != seen;
+        return notified;
     }
 
     detail::SharedBlock<State> s_;
@@ -373,8 +357,8 @@ private:
         std::size_t parties;
         std::size_t inside = 0;  // parties waiting in the current generation
         bool resetting = false;  // reset() while parties were inside: it completes when they have left
-        std::atomic<std::uint32_t> word{0}; // generation << 1 | broken; the futex word
-        std::atomic<std::uint32_t> waiters{0};
+        std::atomic<std::uint32_t> word{0}; // generation << 1 | broken
+        detail::WaitQueue q;
     };
     struct Guard {
         explicit Guard(Barrier& b) : m(&b.s_->mutex) { detail::posix::robust_mutex_lock(m); }
@@ -388,13 +372,13 @@ private:
     }
     void break_locked() {
         s_->word.fetch_or(1u);
-        detail::wake(s_->word, s_->waiters);
+        detail::notify(s_->q);
     }
     void start_generation() {
         s_->inside = 0;
         s_->resetting = false;
         s_->word.store((s_->word.load() | 1u) + 1u); // next generation, not broken
-        detail::wake(s_->word, s_->waiters);
+        detail::notify(s_->q);
     }
     [[noreturn]] void leave_broken() {
         if (--s_->inside == 0 && s_->resetting) start_generation();
@@ -410,7 +394,7 @@ private:
             while (s_->resetting) {
                 std::uint32_t w = s_->word.load();
                 detail::posix::robust_mutex_unlock(g.m);
-                bool in_time = detail::wait_on(s_->word, w, s_->waiters, d);
+                bool in_time = detail::await([&] { return s_->word.load() != w; }, s_->q, d);
                 detail::posix::robust_mutex_lock(g.m);
                 if (!in_time && s_->resetting) return std::nullopt;
             }
@@ -423,9 +407,9 @@ private:
             }
         }
         for (;;) {
-            bool in_time = detail::wait_on(s_->word, word, s_->waiters, d);
+            bool in_time = detail::await([&] { return s_->word.load() != word; }, s_->q, d);
             std::uint32_t now = s_->word.load();
-            if (now == word && in_time) continue; // spurious
+            if (now == word && in_time) continue;
             Guard g(*this);
             now = s_->word.load();
             if ((now >> 1) != (word >> 1)) return index; // our generation tripped
