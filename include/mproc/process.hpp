@@ -123,11 +123,6 @@ public:
         pid_t pid = detail::fork_named(s.name);
         if (pid == 0) run_child(s); // never returns
         s.pid = pid;
-        try {
-            s.pidfd = detail::posix::pidfd_open(pid);
-        } catch (...) {
-            s.pidfd = -1; // fall back to polling waitpid; the child is ours either way
-        }
         detail::Identity::instance().add_child(this);
         s.registered = true;
     }
@@ -240,6 +235,15 @@ private:
         State& s = state(op);
         if (s.pid == 0) throw StateError(std::string("Process::") + op + ": process '" + s.name + "' was never started");
         if (s.exitcode) return true;
+        // A pidfd to sleep on, opened on the first timed wait only (it costs a system call, and an
+        // untimed join needs none). Until we reap the child its pid cannot be reused.
+        if (!d.is_never() && s.pidfd < 0) {
+            try {
+                s.pidfd = detail::posix::pidfd_open(s.pid);
+            } catch (const OSError&) {
+                // wait_exit() falls back to polling waitpid
+            }
+        }
         auto status = detail::posix::wait_exit(s.pid, s.pidfd, d);
         if (!status) return false;
         settle(*status);
@@ -252,7 +256,7 @@ private:
         if (s.exitcode)
             throw StateError(std::string("Process::") + op + ": process '" + s.name + "' (pid " + std::to_string(s.pid) +
                              ") has already exited and been reaped; its pid may belong to another process now");
-        detail::posix::send_signal(s.pid, s.pidfd, sig);
+        detail::posix::send_signal(s.pid, sig);
     }
 
     // ChildHandle
@@ -270,10 +274,10 @@ private:
         if (!s_ || s_->pid == 0) return;
         try {
             if (!s_->exitcode && s_->daemon) {
-                detail::posix::send_signal(s_->pid, s_->pidfd, SIGTERM);
+                detail::posix::send_signal(s_->pid, SIGTERM);
                 // A daemon that ignores SIGTERM must not hang its parent's destructor.
                 if (!join_until_deadline(detail::Deadline::after(std::chrono::seconds(1)), "~Process"))
-                    detail::posix::send_signal(s_->pid, s_->pidfd, SIGKILL);
+                    detail::posix::send_signal(s_->pid, SIGKILL);
             }
             join_until_deadline(detail::Deadline::never(), "~Process");
         } catch (...) {

@@ -42,7 +42,7 @@ public:
     std::size_t size() const noexcept { return n_; }
 
 private:
-    static constexpr std::size_t alignment = std::max(alignof(T), std::atomic_ref<T>::required_alignment);
+    static constexpr std::size_t alignment = std::max({alignof(T), std::atomic_ref<T>::required_alignment, cache_line});
     T* p_;
     std::size_t n_;
 };

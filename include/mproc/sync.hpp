@@ -41,17 +41,17 @@ public:
 
 protected:
     SharedMutex(bool recursive, const char* kind) : kind_(kind) {
-        mutex_ = static_cast<pthread_mutex_t*>(Arena::instance().allocate(sizeof(pthread_mutex_t), alignof(pthread_mutex_t)));
+        mutex_ = shared_new<pthread_mutex_t>();
         try {
             posix::robust_mutex_init(mutex_, recursive);
         } catch (...) {
-            Arena::instance().deallocate(mutex_);
+            shared_delete(mutex_);
             throw;
         }
     }
     ~SharedMutex() {
         posix::robust_mutex_destroy(mutex_);
-        Arena::instance().deallocate(mutex_);
+        shared_delete(mutex_);
     }
 
     void do_lock() { settle(posix::robust_mutex_lock(mutex_), "lock"); }

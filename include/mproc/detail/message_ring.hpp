@@ -1,0 +1,341 @@
+// MessageRing: the multi-producer, multi-consumer byte-message ring under Queue<T>.
+//
+// Layout: a header and `capacity` bytes of data in one arena block. Messages are records
+// [u32 size | u32 kind | payload padded to 8 bytes] written at a monotonically growing byte position;
+// a record never wraps (a PAD record fills the end of the buffer instead). Messages too large for one
+// record travel as FIRST, MIDDLE..., LAST fragments, so any size goes through a ring of any capacity.
+//
+// Producers serialise on one robust mutex and consumers on another, so one producer and one consumer
+// run in parallel; they meet only at the published positions (tail, head).
+//
+// Crash safety (SIGKILL at any instruction):
+// - A side publishes with a redo record: it writes the new position and count into `pending`, marks it
+//   valid, stores them, clears the mark. Whoever next takes that side's mutex (the kernel reports the
+//   death as EOWNERDEAD) re-applies a valid record, so a commit is all or nothing.
+// - Data past the published tail is invisible to consumers, so a producer killed while writing
+//   leaves nothing behind. A producer killed between fragments leaves `in_message` set: the next
+//   producer (or a consumer waiting for the rest) writes an ABORT record, and the consumer drops the
+//   partial message. Fragment writers always leave room for that ABORT record.
+// - A consumer copies and decodes a record before it publishes the new head, so a consumer killed
+//   mid-get leaves the message for the next one. A consumer killed mid-way through a fragmented
+//   message has taken it (it is lost with the consumer); the next consumer skips its remaining
+//   fragments.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <bit>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <pthread.h>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "../errors.hpp"
+#include "arena.hpp"
+#include "deadline.hpp"
+#include "posix/mutex.hpp"
+#include "wait.hpp"
+
+namespace mproc::detail {
+
+class MessageRing {
+public:
+    static constexpr std::size_t min_capacity = 4096;
+    static constexpr std::size_t max_capacity = std::size_t{1} << 40;
+
+    /// `capacity_bytes` is rounded up to a power of two (at least 4 KiB); `maxsize` 0 means no limit
+    /// on the number of messages. Throws ValueError for a capacity past 1 TiB.
+    MessageRing(std::size_t capacity_bytes, std::size_t maxsize, const char* owner) : owner_(owner) {
+        if (capacity_bytes > max_capacity)
+            throw ValueError(std::string(owner) + ": capacity_bytes " + std::to_string(capacity_bytes) + " exceeds 1 TiB");
+        std::size_t cap = std::bit_ceil(std::max(capacity_bytes, min_capacity));
+        void* mem = Arena::instance().allocate(sizeof(Header) + cap, alignof(Header));
+        h_ = new (mem) Header(cap, maxsize);
+        data_ = reinterpret_cast<std::byte*>(h_ + 1);
+    }
+    ~MessageRing() {
+        h_->~Header();
+        Arena::instance().deallocate(h_);
+    }
+    MessageRing(const MessageRing&) = delete;
+    MessageRing& operator=(const MessageRing&) = delete;
+
+    /// The largest message that travels as one record (a quarter of the capacity, so that a producer
+    /// never waits for more space than the ring has).
+    std::size_t max_record_payload() const noexcept { return h_->capacity / 4 - header_bytes; }
+
+    /// Puts one message of `size` bytes (at most max_record_payload()); `write(std::byte*)` fills it.
+    /// Returns false if `d` passed first. Throws QueueClosed.
+    template <class Write>
+    bool put(std::size_t size, Write&& write, Deadline d) {
+        SideLock lock(*this, h_->put, d, "put");
+        if (!lock) return false;
+        if (!wait_for_room(record_bytes(size), true, d, "put")) return false;
+        std::uint64_t tail = h_->put.pos.load(std::memory_order_relaxed);
+        tail = pad_if_needed(tail, record_bytes(size));
+        write_header(tail, size, whole);
+        write(data_ + offset(tail) + header_bytes);
+        publish_put(tail + record_bytes(size), 1, 0);
+        return true;
+    }
+
+    /// Puts a message of any size as fragments, holding the producer side until the last one.
+    /// Returns false if `d` passed before the first fragment was published; once it has been, the
+    /// put waits for room without a deadline, unless the queue is closed, which aborts the message
+    /// and throws QueueClosed.
+    bool put_fragmented(std::span<const std::byte> bytes, Deadline d) {
+        SideLock lock(*this, h_->put, d, "put");
+        if (!lock) return false;
+        const std::size_t chunk = max_record_payload();
+        std::size_t done = 0;
+        while (done < bytes.size()) {
+            std::size_t n = std::min(chunk, bytes.size() - done);
+            bool first = done == 0, last = done + n == bytes.size();
+            // Room for this fragment and for an ABORT record, should this producer die after it.
+            std::size_t need = record_bytes(n) + header_bytes;
+            try {
+                if (!wait_for_room(need, first, first ? d : Deadline::never(), "put")) return false;
+            } catch (const QueueClosed&) {
+                if (!first) abort_message();
+                throw;
+            }
+            std::uint64_t tail = pad_if_needed(h_->put.pos.load(std::memory_order_relaxed), record_bytes(n));
+            write_header(tail, n, first ? fragment_first : last ? fragment_last : fragment_middle);
+            std::memcpy(data_ + offset(tail) + header_bytes, bytes.data() + done, n);
+            publish_put(tail + record_bytes(n), last ? 1 : 0, last ? 0 : 1);
+            done += n;
+        }
+        return true;
+    }
+
+    /// Takes the next message and calls `read(std::span<const std::byte>)` on its bytes before the
+    /// message leaves the ring. Returns false if `d` passed first. Throws QueueClosed once the ring
+    /// is closed and drained. A fragmented message, once started, is finished past the deadline.
+    template <class Read>
+    bool get(Read&& read, Deadline d) {
+        SideLock lock(*this, h_->get, d, "get");
+        if (!lock) return false;
+        std::vector<std::byte> assembled;
+        bool assembling = false;
+        for (;;) {
+            std::uint64_t head = h_->get.pos.load(std::memory_order_relaxed);
+            if (!wait_for_data(head, assembling ? Deadline::never() : d, assembling)) return false;
+            const std::byte* rec = data_ + offset(head);
+            std::uint32_t size, kind;
+            std::memcpy(&size, rec, 4);
+            std::memcpy(&kind, rec + 4, 4);
+            const std::span<const std::byte> payload(rec + header_bytes, size);
+            const std::uint64_t next = head + record_bytes(size);
+            switch (kind) {
+            case whole:
+                deliver(read, payload, next);
+                return true;
+            case fragment_first:
+                assembled.assign(payload.begin(), payload.end());
+                assembling = true;
+                publish_get(next, 0);
+                break;
+            case fragment_middle:
+                if (assembling) assembled.insert(assembled.end(), payload.begin(), payload.end());
+                publish_get(next, 0); // without `assembling`: the tail of a message a dead consumer took
+                break;
+            case fragment_last:
+                if (assembling) {
+                    assembled.insert(assembled.end(), payload.begin(), payload.end());
+                    deliver(read, std::span<const std::byte>(assembled), next);
+                    return true;
+                }
+                publish_get(next, 1);
+                break;
+            case abort_record:
+                assembled.clear();
+                assembling = false;
+                publish_get(next, 0);
+                break;
+            default: // pad
+                publish_get(head + (h_->capacity - offset(head)), 0);
+                break;
+            }
+        }
+    }
+
+    /// Messages in the ring now (a snapshot).
+    std::size_t size() const noexcept {
+        std::uint64_t got = h_->get.count.load(), put = h_->put.count.load();
+        return put > got ? static_cast<std::size_t>(put - got) : 0;
+    }
+    std::size_t capacity() const noexcept { return h_->capacity; }
+    std::size_t maxsize() const noexcept { return h_->maxsize; }
+    /// True when `maxsize` messages are queued or fewer than a small record's bytes are free.
+    bool full() const noexcept {
+        if (h_->maxsize && size() >= h_->maxsize) return true;
+        return h_->capacity - (h_->put.pos.load() - h_->get.pos.load()) < record_bytes(1) + header_bytes;
+    }
+
+    /// Refuses further puts and wakes every waiter; getters drain what is left.
+    void close() noexcept {
+        h_->closed.store(1);
+        notify(h_->data);
+        notify(h_->room);
+    }
+    bool closed() const noexcept { return h_->closed.load() != 0; }
+
+private:
+    static constexpr std::size_t header_bytes = 8;
+    enum Kind : std::uint32_t { pad = 0, whole = 1, fragment_first = 2, fragment_middle = 3, fragment_last = 4, abort_record = 5 };
+
+    struct alignas(64) Side {
+        Side() { posix::robust_mutex_init(&mutex, false); }
+        ~Side() { posix::robust_mutex_destroy(&mutex); }
+        pthread_mutex_t mutex;
+        std::atomic<std::uint64_t> pos{0};   // tail for producers, head for consumers: bytes ever passed
+        std::atomic<std::uint64_t> count{0}; // whole messages ever put / taken
+        std::uint32_t in_message = 0;        // producers: a fragmented message is half published
+        // The redo record (see the file comment).
+        std::atomic<std::uint32_t> pending{0};
+        std::uint32_t pending_in_message = 0;
+        std::uint64_t pending_pos = 0;
+        std::uint64_t pending_count = 0;
+    };
+    struct Header {
+        Header(std::size_t cap, std::size_t max) : capacity(cap), maxsize(max) {}
+        Side put;
+        Side get;
+        alignas(64) WaitQueue data; // consumers wait here for records
+        WaitQueue room;             // producers wait here for free bytes
+        std::atomic<std::uint32_t> closed{0};
+        const std::uint64_t capacity;
+        const std::uint64_t maxsize;
+    };
+
+    // Holds one side's mutex for a scope, finishing a dead holder's work first.
+    class SideLock {
+    public:
+        SideLock(MessageRing& r, Side& s, Deadline d, const char* op) : ring_(r), side_(s) {
+            auto result = posix::robust_mutex_lock_until(&s.mutex, d);
+            if (result == posix::LockResult::already_owned)
+                throw StateError(std::string(r.owner_) + "::" + op + ": called again from inside a put or get on this thread");
+            held_ = result == posix::LockResult::acquired || result == posix::LockResult::owner_died;
+            if (result == posix::LockResult::owner_died) r.recover(s);
+        }
+        ~SideLock() {
+            if (held_) posix::robust_mutex_unlock(&side_.mutex);
+        }
+        explicit operator bool() const noexcept { return held_; }
+
+    private:
+        MessageRing& ring_;
+        Side& side_;
+        bool held_ = false;
+    };
+
+    static constexpr std::size_t record_bytes(std::size_t payload) noexcept {
+        return header_bytes + ((payload + 7) & ~std::size_t{7});
+    }
+    std::size_t offset(std::uint64_t pos) const noexcept { return static_cast<std::size_t>(pos & (h_->capacity - 1)); }
+
+    void write_header(std::uint64_t pos, std::size_t size, Kind kind) noexcept {
+        std::uint32_t s = static_cast<std::uint32_t>(size), k = kind;
+        std::memcpy(data_ + offset(pos), &s, 4);
+        std::memcpy(data_ + offset(pos) + 4, &k, 4);
+    }
+
+    // Records never wrap: if `bytes` do not fit before the end, a PAD record (published on its own)
+    // fills the end. wait_for_room() reserved room for the pad as well.
+    std::uint64_t pad_if_needed(std::uint64_t tail, std::size_t bytes) {
+        std::size_t to_end = h_->capacity - offset(tail);
+        if (bytes <= to_end) return tail;
+        write_header(tail, to_end - header_bytes, pad);
+        publish_put(tail + to_end, 0, h_->put.in_message);
+        return tail + to_end;
+    }
+
+    static void commit(Side& s, std::uint64_t pos, std::uint64_t count, std::uint32_t in_message) noexcept {
+        s.pending_pos = pos;
+        s.pending_count = count;
+        s.pending_in_message = in_message;
+        s.pending.store(1, std::memory_order_release);
+        apply(s);
+    }
+    static void apply(Side& s) noexcept {
+        s.in_message = s.pending_in_message;
+        s.count.store(s.pending_count, std::memory_order_release);
+        s.pos.store(s.pending_pos); // seq_cst: pairs with the sleeper registration in await()
+        s.pending.store(0, std::memory_order_release);
+    }
+
+    void publish_put(std::uint64_t tail, std::uint64_t messages, std::uint32_t in_message) {
+        commit(h_->put, tail, h_->put.count.load(std::memory_order_relaxed) + messages, in_message);
+        notify(h_->data);
+    }
+    void publish_get(std::uint64_t head, std::uint64_t messages) {
+        commit(h_->get, head, h_->get.count.load(std::memory_order_relaxed) + messages, 0);
+        notify(h_->room);
+    }
+
+    template <class Read>
+    void deliver(Read& read, std::span<const std::byte> bytes, std::uint64_t next) {
+        try {
+            read(bytes);
+        } catch (...) {
+            publish_get(next, 1); // undecodable: drop it rather than fail every later get on it
+            throw;
+        }
+        publish_get(next, 1);
+    }
+
+    // Called holding a side's mutex after its previous holder died.
+    void recover(Side& s) {
+        if (s.pending.load(std::memory_order_acquire)) apply(s);
+        if (&s == &h_->put && s.in_message) abort_message();
+    }
+
+    // Ends a half-published fragmented message; its producer reserved room for this record.
+    void abort_message() {
+        std::uint64_t tail = pad_if_needed(h_->put.pos.load(std::memory_order_relaxed), header_bytes);
+        write_header(tail, 0, abort_record);
+        publish_put(tail + header_bytes, 0, 0);
+    }
+
+    // Producer side held. Waits until `bytes` (plus a possible pad) fit and, when `counts`, the
+    // message count is under maxsize. Throws QueueClosed if the ring is closed.
+    bool wait_for_room(std::size_t bytes, bool counts, Deadline d, const char* op) {
+        auto fits = [&] {
+            if (h_->closed.load()) return true;
+            std::uint64_t tail = h_->put.pos.load(std::memory_order_relaxed);
+            std::size_t to_end = h_->capacity - offset(tail);
+            std::size_t need = bytes <= to_end ? bytes : bytes + to_end;
+            if (h_->capacity - (tail - h_->get.pos.load(std::memory_order_acquire)) < need) return false;
+            return !counts || h_->maxsize == 0 || h_->put.count.load(std::memory_order_relaxed) - h_->get.count.load() < h_->maxsize;
+        };
+        if (!await(fits, h_->room, d)) return false;
+        if (h_->closed.load()) throw QueueClosed(std::string(owner_) + "::" + op + ": the queue is closed");
+        return true;
+    }
+
+    // Consumer side held. Waits until a record is published at `head`. Closed and drained throws
+    // QueueClosed. While `assembling`, it also watches for the producer's death: every 20 ms it takes
+    // the producer side, whose recovery ends the dead producer's message with an ABORT record.
+    bool wait_for_data(std::uint64_t head, Deadline d, bool assembling) {
+        auto ready = [&] { return h_->put.pos.load() != head || h_->closed.load(); };
+        for (;;) {
+            Deadline step = assembling ? Deadline::after(std::chrono::milliseconds(20)) : d;
+            if (await(ready, h_->data, step)) break;
+            if (!assembling) return false;
+            SideLock producer(*this, h_->put, Deadline::after(std::chrono::seconds(0)), "get");
+        }
+        if (h_->put.pos.load() != head) return true;
+        throw QueueClosed(std::string(owner_) + "::get: the queue is closed and empty");
+    }
+
+    Header* h_;
+    std::byte* data_;
+    const char* owner_;
+};
+
+} // namespace mproc::detail
