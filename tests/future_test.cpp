@@ -1,6 +1,10 @@
 #include "support.hpp"
 
 #include <csignal>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
 #include <unistd.h>
 
 using namespace mproc;
@@ -25,6 +29,15 @@ TEST_CASE("spawn returns the function's value from another process") {
     CHECK(s.sum == 7);
     CHECK(s.mean == 3.5);
     CHECK(s.pid != ::getpid());
+}
+
+TEST_CASE("spawn returns any serializable value, large ones too") {
+    auto f = spawn([](int n) { return std::vector<std::string>(static_cast<std::size_t>(n), std::string(1000, 'z')); }, 2000);
+    auto v = f.get(); // 2 MB: more than the socket buffer, read before the child is reaped
+    CHECK(v.size() == 2000);
+    CHECK(v.back() == std::string(1000, 'z'));
+    auto g = spawn([] { return std::map<std::string, std::optional<int>>{{"a", 1}, {"b", std::nullopt}}; });
+    CHECK(g.get() == std::map<std::string, std::optional<int>>{{"a", 1}, {"b", std::nullopt}});
 }
 
 TEST_CASE("spawn of a void function settles when it returns") {

@@ -10,10 +10,12 @@
 #include <utility>
 #include <variant>
 
+#include "codec.hpp"
 #include "detail/arena.hpp"
 #include "detail/deadline.hpp"
 #include "detail/posix/process.hpp"
 #include "errors.hpp"
+#include "pipe.hpp"
 #include "process.hpp"
 
 namespace mproc {
@@ -76,17 +78,9 @@ private:
 
 namespace detail {
 
-/// The shared slot a spawned child writes its return value into.
-template <class R>
-struct ReturnSlot {
-    std::atomic<std::uint32_t> ready{0};
-    alignas(R) unsigned char bytes[sizeof(R)];
-};
-template <>
-struct ReturnSlot<void> {
-    std::atomic<std::uint32_t> ready{0};
-};
-
+/// A spawned child's function and the one-way pipe its result comes back through. The child sends
+/// the encoded value (an empty message for void) and exits; the parent reads it before reaping the
+/// child, so a result larger than the socket's buffer cannot deadlock the two.
 template <class R>
 class SpawnSource final : public FutureSource<R> {
 public:
@@ -94,32 +88,42 @@ public:
 
     template <class F, class... Args>
     explicit SpawnSource(F&& fn, Args&&... args)
-        : process_(
-              [slot = &*slot_](auto& f, auto&... a) {
+        : pipe_(Pipe<Wire>(false)),
+          process_(
+              [tx = &pipe_.second](auto& f, auto&... a) {
                   if constexpr (std::is_void_v<R>) {
                       std::invoke(f, a...);
+                      tx->send_bytes({});
                   } else {
-                      R r = std::invoke(f, a...);
-                      std::memcpy(slot->bytes, &r, sizeof(R));
+                      tx->send_bytes(encode(static_cast<const R&>(std::invoke(f, a...))));
                   }
-                  slot->ready.store(1, std::memory_order_release);
               },
               std::forward<F>(fn), std::forward<Args>(args)...) {
         process_.start();
+        pipe_.second.close(); // the child's end: once the child is gone, the parent sees end-of-file
     }
 
     bool wait_until(Deadline d) override {
-        return d.is_never() ? (process_.join(), true) : process_.join_until(d.at());
+        if (!pipe_.first.poll(d.is_never() ? Clock::duration::max() : d.at() - Clock::now())) return false;
+        try {
+            bytes_ = pipe_.first.recv_bytes();
+        } catch (const EOFError&) {
+            // died or exited without sending: collect() tells which
+        }
+        process_.join(); // it has sent its result or closed its end: it is exiting
+        return true;
     }
 
     std::variant<Value, std::exception_ptr> collect() override {
-        if (slot_->ready.load(std::memory_order_acquire)) {
+        if (bytes_) {
             if constexpr (std::is_void_v<R>) {
                 return Value{};
             } else {
-                Value v;
-                std::memcpy(&v, slot_->bytes, sizeof(R));
-                return v;
+                try {
+                    return decode<R>(*bytes_);
+                } catch (...) {
+                    return std::current_exception();
+                }
             }
         }
         if (auto e = process_.error()) return std::make_exception_ptr(*e);
@@ -131,21 +135,23 @@ public:
     }
 
 private:
-    SharedBlock<ReturnSlot<R>> slot_;
+    using Wire = std::conditional_t<std::is_void_v<R>, int, R>;
+    std::pair<Connection<Wire>, Connection<Wire>> pipe_;
     Process process_;
+    std::optional<std::vector<std::byte>> bytes_;
 };
 
 } // namespace detail
 
-/// Runs fn(args...) in a new child process and returns a Future for its result. R must be
-/// trivially copyable for now (it travels byte for byte). The Future's destructor joins the child.
-/// Throws OSError if fork fails.
+/// Runs fn(args...) in a new child process and returns a Future for its result, which travels
+/// through the codec: R is void or Serializable (<mproc/codec.hpp>). The Future's destructor joins
+/// the child. Throws OSError if fork or socketpair fails.
 template <class F, class... Args>
 auto spawn(F&& fn, Args&&... args) {
     using R = std::invoke_result_t<std::decay_t<F>&, std::decay_t<Args>&...>;
-    static_assert(std::is_void_v<R> || std::is_trivially_copyable_v<R>,
-                  "mproc::spawn: the function's return type must be trivially copyable (or void); return a "
-                  "fixed-size struct, or send richer results through a SharedArray");
+    static_assert(std::is_void_v<R> || Serializable<std::remove_cvref_t<R>>,
+                  "mproc::spawn: the function's return type is not serializable: return a type the codec "
+                  "supports (see <mproc/codec.hpp>), or give it a serialize() hook");
     return Future<R>(std::make_unique<detail::SpawnSource<R>>(std::forward<F>(fn), std::forward<Args>(args)...));
 }
 

@@ -1,8 +1,12 @@
 // mproc/mproc.hpp — everything mproc offers. Each component also has its own header.
 #pragma once
 
+#include "codec.hpp"
 #include "errors.hpp"
 #include "future.hpp"
+#include "pipe.hpp"
+#include "pool.hpp"
 #include "process.hpp"
+#include "queue.hpp"
 #include "shared.hpp"
 #include "sync.hpp"

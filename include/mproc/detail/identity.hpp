@@ -2,17 +2,15 @@
 // that a forked child resets, together with everything else a child must not inherit as is.
 #pragma once
 
-#include <cxxabi.h>
-#include <cstdlib>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <sys/types.h>
-#include <typeinfo>
 #include <vector>
 
 #include "arena.hpp"
+#include "demangle.hpp"
 #include "posix/process.hpp"
 
 namespace mproc {
@@ -109,19 +107,6 @@ inline pid_t fork_named(const std::string& name) {
     pid_t pid = posix::fork_child();
     if (pid == 0) self.become_child(name, std::move(me));
     return pid;
-}
-
-/// The readable name of a type: "std::runtime_error", not "St13runtime_error".
-inline std::string demangle(const char* mangled) {
-    int status = 0;
-    std::unique_ptr<char, void (*)(void*)> out(abi::__cxa_demangle(mangled, nullptr, nullptr, &status), std::free);
-    return status == 0 && out ? std::string(out.get()) : std::string(mangled);
-}
-
-/// The dynamic type of the exception being handled, inside a catch block.
-inline std::string current_exception_type() {
-    const std::type_info* t = abi::__cxa_current_exception_type();
-    return t ? demangle(t->name()) : std::string("unknown exception");
 }
 
 } // namespace detail

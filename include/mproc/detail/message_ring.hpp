@@ -65,9 +65,11 @@ public:
     MessageRing(const MessageRing&) = delete;
     MessageRing& operator=(const MessageRing&) = delete;
 
-    /// The largest message that travels as one record (a quarter of the capacity, so that a producer
-    /// never waits for more space than the ring has).
-    std::size_t max_record_payload() const noexcept { return h_->capacity / 4 - header_bytes; }
+    /// The largest message that travels as one record: a quarter of the capacity (so that a producer
+    /// never waits for more room than the ring has), at most 1 GiB (the record's 32-bit size field).
+    std::size_t max_record_payload() const noexcept {
+        return std::min<std::size_t>(h_->capacity / 4, std::size_t{1} << 30) - header_bytes;
+    }
 
     /// Puts one message of `size` bytes (at most max_record_payload()); `write(std::byte*)` fills it.
     /// Returns false if `d` passed first. Throws QueueClosed.
@@ -116,8 +118,13 @@ public:
     /// Takes the next message and calls `read(std::span<const std::byte>)` on its bytes before the
     /// message leaves the ring. Returns false if `d` passed first. Throws QueueClosed once the ring
     /// is closed and drained. A fragmented message, once started, is finished past the deadline.
-    template <class Read>
-    bool get(Read&& read, Deadline d) {
+    ///
+    /// `claim(first_bytes, position)` runs before anything of the message is taken out of the ring:
+    /// with its whole payload, or with the first fragment's. A consumer that records `position`
+    /// somewhere others can read lets them ask consumed(position) after its death: was the message
+    /// taken (and lost with it), or is it still in the ring for the next consumer?
+    template <class Read, class Claim = void (*)(std::span<const std::byte>, std::uint64_t)>
+    bool get(Read&& read, Deadline d, Claim&& claim = [](std::span<const std::byte>, std::uint64_t) {}) {
         SideLock lock(*this, h_->get, d, "get");
         if (!lock) return false;
         std::vector<std::byte> assembled;
@@ -133,9 +140,11 @@ public:
             const std::uint64_t next = head + record_bytes(size);
             switch (kind) {
             case whole:
+                claim(payload, head);
                 deliver(read, payload, next);
                 return true;
             case fragment_first:
+                claim(payload, head);
                 assembled.assign(payload.begin(), payload.end());
                 assembling = true;
                 publish_get(next, 0);
@@ -162,6 +171,14 @@ public:
                 break;
             }
         }
+    }
+
+    /// Whether the message whose first record is at `position` has been taken out of the ring (see
+    /// get()). Finishes a dead consumer's half-done commit first, so the answer is exact.
+    bool consumed(std::uint64_t position) {
+        // If a live consumer holds the side, it took it after the dead one and so has recovered it.
+        SideLock lock(*this, h_->get, Deadline::after(std::chrono::seconds(0)), "consumed");
+        return h_->get.pos.load() > position;
     }
 
     /// Messages in the ring now (a snapshot).

@@ -61,10 +61,6 @@ inline int pidfd_open(pid_t pid) {
     throw_os_error("pidfd_open(" + std::to_string(pid) + ")", errno);
 }
 
-inline void close_fd(int fd) noexcept {
-    if (fd >= 0) ::close(fd);
-}
-
 /// Reaps `pid` if it has exited; returns its wait status, or nullopt if it is still running.
 inline std::optional<int> try_reap(pid_t pid) {
     int status = 0;

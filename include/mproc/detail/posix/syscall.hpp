@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <cstring>
 #include <string>
+#include <unistd.h>
 
 #include "../../errors.hpp"
 
@@ -26,6 +27,10 @@ auto check_call(const char* op, F&& f) {
 /// For the pthread_* family, which returns the error instead of setting errno.
 inline void check_pthread(const char* op, int rc) {
     if (rc != 0) throw_os_error(op, rc);
+}
+
+inline void close_fd(int fd) noexcept {
+    if (fd >= 0) ::close(fd); // no retry on EINTR: on Linux the descriptor is gone either way
 }
 
 } // namespace mproc::detail::posix

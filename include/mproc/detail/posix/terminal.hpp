@@ -1,0 +1,15 @@
+// Terminal and signal-disposition queries used by the pool's workers and progress bar.
+#pragma once
+
+#include <csignal>
+#include <unistd.h>
+
+namespace mproc::detail::posix {
+
+/// True when `fd` is a terminal (so a progress bar may redraw in place).
+inline bool is_terminal(int fd) noexcept { return ::isatty(fd) == 1; }
+
+/// Ignores `sig` in this process from now on (pool workers ignore SIGINT: Ctrl-C is the parent's).
+inline void ignore_signal(int sig) noexcept { std::signal(sig, SIG_IGN); }
+
+} // namespace mproc::detail::posix

@@ -1,0 +1,242 @@
+// mproc/pipe.hpp — Pipe<T> and Connection<T> (Python's multiprocessing.Pipe), and wait() over several
+// connections.
+//
+// A Pipe is a connected pair of Unix stream sockets, so make it before forking: both processes then
+// hold both ends. As in Python, each process should close() the end it does not use, or the other
+// side never sees end-of-file. Messages are framed as [u64 length][codec bytes]; any size goes
+// through. A send that would block also reads what the other end is sending into this connection's
+// buffer, so two ends sending large messages to each other at the same moment never deadlock.
+//
+// A Connection is movable, not copyable, and not meant for use from several threads at once.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <initializer_list>
+#include <optional>
+#include <poll.h>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "codec.hpp"
+#include "detail/deadline.hpp"
+#include "detail/posix/socket.hpp"
+#include "detail/posix/syscall.hpp"
+#include "errors.hpp"
+
+namespace mproc {
+
+/// The untyped part of a connection: the socket, framing and buffering. Typed ends are Connection<T>;
+/// wait() takes any mix of them.
+class ConnectionBase {
+public:
+    ConnectionBase(ConnectionBase&& o) noexcept
+        : fd_(std::exchange(o.fd_, -1)), readable_(o.readable_), writable_(o.writable_), rx_(std::move(o.rx_)),
+          rx_begin_(std::exchange(o.rx_begin_, 0)) {}
+    ConnectionBase& operator=(ConnectionBase&& o) noexcept {
+        if (this != &o) {
+            close();
+            fd_ = std::exchange(o.fd_, -1);
+            readable_ = o.readable_;
+            writable_ = o.writable_;
+            rx_ = std::move(o.rx_);
+            rx_begin_ = std::exchange(o.rx_begin_, 0);
+        }
+        return *this;
+    }
+    ConnectionBase(const ConnectionBase&) = delete;
+    ConnectionBase& operator=(const ConnectionBase&) = delete;
+    ~ConnectionBase() { close(); }
+
+    /// Sends raw bytes as one message. Throws EOFError if the other end is closed, StateError if this
+    /// end is closed or receive-only.
+    void send_bytes(std::span<const std::byte> bytes) {
+        check("send_bytes", writable_, "receives only");
+        std::byte header[frame_header];
+        std::uint64_t n = bytes.size();
+        std::memcpy(header, &n, frame_header);
+        send_all({header, frame_header}, "send_bytes");
+        send_all(bytes, "send_bytes");
+    }
+
+    /// Receives one message's raw bytes, blocking until it is complete. Throws EOFError once the other
+    /// end is closed and everything it sent has been read.
+    std::vector<std::byte> recv_bytes() {
+        check("recv_bytes", readable_, "sends only");
+        std::uint64_t n = 0;
+        fill(frame_header, "recv_bytes", true);
+        std::memcpy(&n, rx_.data() + rx_begin_, frame_header);
+        if (n > max_message)
+            throw SerializationError("Connection::recv_bytes: frame header announces " + std::to_string(n) +
+                                     " bytes, more than the 1 TiB limit: the stream is corrupted");
+        fill(frame_header + static_cast<std::size_t>(n), "recv_bytes", false);
+        const std::byte* p = rx_.data() + rx_begin_ + frame_header;
+        std::vector<std::byte> out(p, p + n);
+        consume(frame_header + static_cast<std::size_t>(n));
+        return out;
+    }
+
+    /// True if something can be read now or arrives within `d` (end-of-file counts: recv then throws).
+    template <class Rep, class Period>
+    bool poll(std::chrono::duration<Rep, Period> d) {
+        check("poll", readable_, "sends only");
+        return poll_until(detail::Deadline::after(d));
+    }
+    bool poll() { return poll(std::chrono::seconds(0)); }
+
+    /// Closes this end (in this process). Idempotent.
+    void close() noexcept {
+        detail::posix::close_fd(fd_);
+        fd_ = -1;
+    }
+    bool closed() const noexcept { return fd_ < 0; }
+    bool readable() const noexcept { return readable_; }
+    bool writable() const noexcept { return writable_; }
+    /// The socket's file descriptor, e.g. for your own poll loop. Throws StateError if closed.
+    int fileno() const {
+        if (fd_ < 0) throw StateError("Connection::fileno: the connection is closed");
+        return fd_;
+    }
+
+protected:
+    ConnectionBase(int fd, bool readable, bool writable) : fd_(fd), readable_(readable), writable_(writable) {}
+
+    bool poll_until(detail::Deadline d) {
+        if (buffered() > 0) return true;
+        std::vector<pollfd> fds{{fd_, POLLIN, 0}};
+        return detail::posix::poll_until(fds, d) > 0;
+    }
+
+    void check(const char* op, bool allowed, const char* role) const {
+        if (fd_ < 0) throw StateError(std::string("Connection::") + op + ": the connection is closed");
+        if (!allowed) throw StateError(std::string("Connection::") + op + ": this end of a one-way Pipe " + role);
+    }
+
+private:
+    friend std::vector<ConnectionBase*> wait_ready(std::span<ConnectionBase* const>, detail::Deadline);
+    static constexpr std::size_t frame_header = sizeof(std::uint64_t);
+    static constexpr std::uint64_t max_message = std::uint64_t{1} << 40;
+    static constexpr std::size_t read_chunk = 64 * 1024;
+
+    std::size_t buffered() const noexcept { return rx_.size() - rx_begin_; }
+    void consume(std::size_t n) noexcept {
+        rx_begin_ += n;
+        if (rx_begin_ == rx_.size()) {
+            rx_.clear();
+            rx_begin_ = 0;
+        }
+    }
+
+    // Reads until `want` bytes are buffered. `at_boundary`: end-of-file before any byte of the
+    // frame is the normal end; later it means the sender died mid-message.
+    void fill(std::size_t want, const char* op, bool at_boundary) {
+        while (buffered() < want) {
+            if (!read_available(false)) {
+                if (at_boundary && buffered() == 0) throw EOFError(std::string("Connection::") + op + ": the other end is closed");
+                std::string got = std::to_string(buffered());
+                consume(buffered()); // the cut message is dropped: the next call reports plain end-of-file
+                throw EOFError(std::string("Connection::") + op + ": the other end closed in the middle of a message (" +
+                               got + " of its " + std::to_string(want) + " framed bytes arrived)");
+            }
+        }
+    }
+
+    // Appends what the socket has to the buffer; blocks for it unless `nonblocking`. Returns false at
+    // end-of-file; in non-blocking mode also returns true when nothing was there.
+    bool read_available(bool nonblocking) {
+        if (rx_begin_ > 0 && rx_begin_ >= rx_.size() / 2) { // compact before growing
+            rx_.erase(rx_.begin(), rx_.begin() + static_cast<std::ptrdiff_t>(rx_begin_));
+            rx_begin_ = 0;
+        }
+        std::size_t old = rx_.size();
+        rx_.resize(old + read_chunk);
+        ssize_t n = detail::posix::receive_some(fd_, {rx_.data() + old, read_chunk}, nonblocking);
+        rx_.resize(old + static_cast<std::size_t>(n > 0 ? n : 0));
+        return n != 0;
+    }
+
+    void send_all(std::span<const std::byte> bytes, const char* op) {
+        bool peer_eof = false; // the other end stopped sending: stop polling for input
+        while (!bytes.empty()) {
+            std::size_t sent = 0;
+            switch (detail::posix::send_some(fd_, bytes, sent)) {
+            case detail::posix::IoResult::done: bytes = bytes.subspan(sent); break;
+            case detail::posix::IoResult::peer_closed:
+                throw EOFError(std::string("Connection::") + op + ": the other end is closed");
+            case detail::posix::IoResult::would_block: {
+                // Wait for room, and meanwhile take in what the other end sends: it may be blocked
+                // sending to us, and would never read until it is done.
+                short events = static_cast<short>(POLLOUT | (readable_ && !peer_eof ? POLLIN : 0));
+                std::vector<pollfd> fds{{fd_, events, 0}};
+                detail::posix::poll_until(fds, detail::Deadline::never());
+                if ((fds[0].revents & POLLIN) && !read_available(true)) peer_eof = true;
+                break;
+            }
+            }
+        }
+    }
+
+    int fd_ = -1;
+    bool readable_ = true;
+    bool writable_ = true;
+    std::vector<std::byte> rx_;
+    std::size_t rx_begin_ = 0;
+};
+
+/// One end of a Pipe<T>: send(T), recv() -> T.
+template <Serializable T>
+class Connection : public ConnectionBase {
+public:
+    Connection(int fd, bool readable, bool writable) : ConnectionBase(fd, readable, writable) {}
+
+    /// Sends `v`. Blocks while the socket is full (reading meanwhile, see above). Throws EOFError if
+    /// the other end is closed, StateError if this end is closed or receive-only.
+    void send(const T& v) { send_bytes(encode(v)); }
+    /// Receives the next message. Throws EOFError once the other end is closed and drained,
+    /// SerializationError if the bytes do not decode as T.
+    T recv() { return decode<T>(recv_bytes()); }
+};
+
+/// A connected pair of Connections. Duplex (the default): both ends send and receive. One-way
+/// (`duplex = false`): Python's order, the first end receives and the second sends.
+template <Serializable T>
+std::pair<Connection<T>, Connection<T>> Pipe(bool duplex = true) {
+    auto [a, b] = detail::posix::stream_socket_pair();
+    if (!duplex) {
+        detail::posix::shutdown_direction(a, false); // `a` only reads
+        detail::posix::shutdown_direction(b, true);  // `b` only writes
+    }
+    return {Connection<T>(a, true, duplex), Connection<T>(b, duplex, true)};
+}
+
+inline std::vector<ConnectionBase*> wait_ready(std::span<ConnectionBase* const> conns, detail::Deadline d) {
+    std::vector<ConnectionBase*> ready;
+    std::vector<pollfd> fds;
+    for (ConnectionBase* c : conns) {
+        c->check("wait", c->readable_, "sends only");
+        if (c->buffered() > 0) ready.push_back(c);
+        fds.push_back({c->fd_, POLLIN, 0});
+    }
+    if (!ready.empty()) return ready;
+    detail::posix::poll_until(fds, d);
+    for (std::size_t i = 0; i < fds.size(); ++i)
+        if (fds[i].revents) ready.push_back(conns[i]);
+    return ready;
+}
+
+/// The connections among `conns` that have something to read (or have reached end-of-file), waiting
+/// up to `timeout` for one; empty on timeout. Throws StateError if one is closed or send-only.
+template <class Rep, class Period>
+std::vector<ConnectionBase*> wait(std::initializer_list<ConnectionBase*> conns, std::chrono::duration<Rep, Period> timeout) {
+    return wait_ready({conns.begin(), conns.size()}, detail::Deadline::after(timeout));
+}
+/// As above, without a timeout.
+inline std::vector<ConnectionBase*> wait(std::initializer_list<ConnectionBase*> conns) {
+    return wait_ready({conns.begin(), conns.size()}, detail::Deadline::never());
+}
+
+} // namespace mproc

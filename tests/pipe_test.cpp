@@ -1,0 +1,175 @@
+#include "support.hpp"
+
+#include <mproc/pipe.hpp>
+
+#include <map>
+#include <string>
+#include <vector>
+
+using namespace mproc;
+using test::bound;
+using test::join_bounded;
+using namespace std::chrono_literals;
+
+namespace {
+struct Reading {
+    std::string sensor;
+    std::vector<double> values;
+    bool operator==(const Reading&) const = default;
+};
+} // namespace
+
+TEST_CASE("a worker sends to its parent through a one-way pipe, then EOFError") {
+    auto [rx, tx] = Pipe<Reading>(false);
+    CHECK(rx.readable());
+    CHECK_FALSE(rx.writable());
+    CHECK(tx.writable());
+    CHECK_FALSE(tx.readable());
+    Process worker([&] {
+        rx.close(); // the end this process does not use
+        for (int i = 0; i < 3; ++i) tx.send(Reading{"t" + std::to_string(i), std::vector<double>(static_cast<std::size_t>(i), 1.5)});
+    });
+    worker.start();
+    tx.close(); // or the parent itself would keep the write side open and never see EOF
+    for (int i = 0; i < 3; ++i) {
+        REQUIRE(rx.poll(bound));
+        CHECK(rx.recv() == Reading{"t" + std::to_string(i), std::vector<double>(static_cast<std::size_t>(i), 1.5)});
+    }
+    join_bounded(worker);
+    CHECK_THROWS_AS(rx.recv(), EOFError);
+    CHECK_THROWS_WITH(rx.recv(), Catch::Contains("other end is closed"));
+}
+
+TEST_CASE("a duplex pipe carries requests and replies both ways") {
+    auto [parent_end, child_end] = Pipe<std::map<std::string, int>>();
+    Process worker([&] {
+        parent_end.close();
+        for (;;) {
+            std::map<std::string, int> m;
+            try {
+                m = child_end.recv();
+            } catch (const EOFError&) {
+                return;
+            }
+            for (auto& [k, v] : m) v *= 2;
+            child_end.send(m);
+        }
+    });
+    worker.start();
+    child_end.close();
+    for (int i = 0; i < 100; ++i) {
+        parent_end.send({{"a", i}, {"b", -i}});
+        REQUIRE(parent_end.poll(bound));
+        auto reply = parent_end.recv();
+        CHECK(reply == std::map<std::string, int>{{"a", 2 * i}, {"b", -2 * i}});
+    }
+    parent_end.close();
+    join_bounded(worker);
+    CHECK(worker.exitcode() == 0);
+}
+
+TEST_CASE("two ends sending large messages to each other at once do not deadlock") {
+    auto [a, b] = Pipe<std::string>();
+    const std::string big_a(8 << 20, 'a'), big_b(8 << 20, 'b');
+    SharedValue<int> ok(0);
+    Process worker([&] {
+        a.close();
+        b.send(big_b); // both sides send 8 MiB before either receives
+        ok.value() = b.recv() == big_a;
+    });
+    worker.start();
+    b.close();
+    a.send(big_a);
+    CHECK(a.recv() == big_b);
+    join_bounded(worker);
+    CHECK(ok.value() == 1);
+}
+
+TEST_CASE("send_bytes and recv_bytes carry raw bytes, including empty messages") {
+    auto [a, b] = Pipe<int>();
+    std::vector<std::byte> bytes{std::byte{1}, std::byte{2}, std::byte{255}};
+    a.send_bytes(bytes);
+    a.send_bytes({});
+    CHECK(b.recv_bytes() == bytes);
+    CHECK(b.recv_bytes().empty());
+    a.send(42);
+    CHECK(b.recv() == 42);
+}
+
+TEST_CASE("poll times out when nothing arrives and sees end-of-file") {
+    auto [a, b] = Pipe<int>();
+    auto t0 = std::chrono::steady_clock::now();
+    CHECK_FALSE(a.poll(30ms));
+    CHECK(std::chrono::steady_clock::now() - t0 >= 30ms);
+    CHECK_FALSE(a.poll());
+    b.close();
+    CHECK(a.poll(bound)); // end-of-file is "readable": recv() reports it
+    CHECK_THROWS_AS(a.recv(), EOFError);
+}
+
+TEST_CASE("wait returns the connections that have something to read") {
+    auto [r1, w1] = Pipe<int>(false);
+    auto [r2, w2] = Pipe<std::string>(false);
+    CHECK(mproc::wait({&r1, &r2}, 20ms).empty());
+    Process worker([&] { w2.send("ready"); });
+    worker.start();
+    auto ready = mproc::wait({&r1, &r2}, bound);
+    REQUIRE(ready.size() == 1);
+    CHECK(ready[0] == &r2);
+    CHECK(r2.recv() == "ready");
+    join_bounded(worker);
+    w1.send(1);
+    CHECK(mproc::wait({&r1, &r2}).size() == 1);
+    CHECK_THROWS_AS(mproc::wait({&w1}, 1ms), StateError);
+}
+
+TEST_CASE("a sender that dies mid-message leaves EOFError naming the cut, not a hang") {
+    auto [rx, tx] = Pipe<std::string>(false);
+    Process worker([&] {
+        // A frame header announcing 1000 bytes, then only 10 of them, then death.
+        std::uint64_t n = 1000;
+        std::vector<std::byte> partial(sizeof n + 10);
+        std::memcpy(partial.data(), &n, sizeof n);
+        ::write(tx.fileno(), partial.data(), partial.size());
+        std::raise(SIGKILL);
+    });
+    worker.start();
+    tx.close();
+    join_bounded(worker);
+    CHECK_THROWS_WITH(rx.recv(), Catch::Contains("in the middle of a message (18 of its 1008 framed bytes"));
+    CHECK_THROWS_AS(rx.recv(), EOFError);
+    CHECK_THROWS_WITH(rx.recv(), Catch::Contains("other end is closed"));
+}
+
+TEST_CASE("a corrupted frame header is a SerializationError") {
+    auto [rx, tx] = Pipe<std::string>(false);
+    std::uint64_t absurd = std::uint64_t{1} << 50;
+    ::write(tx.fileno(), &absurd, sizeof absurd);
+    CHECK_THROWS_AS(rx.recv(), SerializationError);
+}
+
+TEST_CASE("misuse of a connection is a StateError, sending to a closed peer an EOFError") {
+    auto [rx, tx] = Pipe<int>(false);
+    CHECK_THROWS_AS(rx.send(1), StateError);
+    CHECK_THROWS_WITH(rx.send(1), Catch::Contains("receives only"));
+    CHECK_THROWS_AS(tx.recv(), StateError);
+    CHECK_THROWS_WITH(tx.poll(), Catch::Contains("sends only"));
+    rx.close();
+    CHECK(rx.closed());
+    CHECK_THROWS_AS(rx.recv(), StateError);
+    CHECK_THROWS_AS(rx.fileno(), StateError);
+    rx.close(); // idempotent
+    CHECK_THROWS_AS(tx.send(1), EOFError);
+
+    auto [a, b] = Pipe<int>();
+    b.close();
+    CHECK_THROWS_AS(a.send(1), EOFError);
+}
+
+TEST_CASE("a connection can be moved") {
+    auto [a, b] = Pipe<int>();
+    Connection<int> c = std::move(a);
+    c.send(5);
+    CHECK(b.recv() == 5);
+    CHECK(a.closed()); // NOLINT(bugprone-use-after-move): the point of the test
+}
