@@ -7,7 +7,8 @@ build=build/demos
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release \
   -DMPROC_BUILD_TESTS=OFF -DMPROC_BUILD_BENCH=OFF -DMPROC_BUILD_EXAMPLES=ON >/dev/null
 cmake --build "$build" -j "$(nproc)"
-for demo in counter bank_balance sleepers watchdog semaphore lock_order exit_codes; do
+for demo in counter bank_balance sleepers watchdog semaphore lock_order exit_codes \
+  producer_consumer queue_colors pipe; do
   printf '\n===== %s =====\n' "$demo"
   "$build/examples/$demo" "$@"
 done

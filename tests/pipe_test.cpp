@@ -20,7 +20,9 @@ struct Reading {
 } // namespace
 
 TEST_CASE("a worker sends to its parent through a one-way pipe, then EOFError") {
-    auto [rx, tx] = Pipe<Reading>(false);
+    auto pipe_rx = Pipe<Reading>(false);
+    auto& rx = pipe_rx.first;
+    auto& tx = pipe_rx.second;
     CHECK(rx.readable());
     CHECK_FALSE(rx.writable());
     CHECK(tx.writable());
@@ -41,7 +43,9 @@ TEST_CASE("a worker sends to its parent through a one-way pipe, then EOFError") 
 }
 
 TEST_CASE("a duplex pipe carries requests and replies both ways") {
-    auto [parent_end, child_end] = Pipe<std::map<std::string, int>>();
+    auto pipe_parent_end = Pipe<std::map<std::string, int>>();
+    auto& parent_end = pipe_parent_end.first;
+    auto& child_end = pipe_parent_end.second;
     Process worker([&] {
         parent_end.close();
         for (;;) {
@@ -69,7 +73,9 @@ TEST_CASE("a duplex pipe carries requests and replies both ways") {
 }
 
 TEST_CASE("two ends sending large messages to each other at once do not deadlock") {
-    auto [a, b] = Pipe<std::string>();
+    auto pipe_a = Pipe<std::string>();
+    auto& a = pipe_a.first;
+    auto& b = pipe_a.second;
     const std::string big_a(8 << 20, 'a'), big_b(8 << 20, 'b');
     SharedValue<int> ok(0);
     Process worker([&] {
@@ -86,7 +92,9 @@ TEST_CASE("two ends sending large messages to each other at once do not deadlock
 }
 
 TEST_CASE("send_bytes and recv_bytes carry raw bytes, including empty messages") {
-    auto [a, b] = Pipe<int>();
+    auto pipe_a = Pipe<int>();
+    auto& a = pipe_a.first;
+    auto& b = pipe_a.second;
     std::vector<std::byte> bytes{std::byte{1}, std::byte{2}, std::byte{255}};
     a.send_bytes(bytes);
     a.send_bytes({});
@@ -97,7 +105,9 @@ TEST_CASE("send_bytes and recv_bytes carry raw bytes, including empty messages")
 }
 
 TEST_CASE("poll times out when nothing arrives and sees end-of-file") {
-    auto [a, b] = Pipe<int>();
+    auto pipe_a = Pipe<int>();
+    auto& a = pipe_a.first;
+    auto& b = pipe_a.second;
     auto t0 = std::chrono::steady_clock::now();
     CHECK_FALSE(a.poll(30ms));
     CHECK(std::chrono::steady_clock::now() - t0 >= 30ms);
@@ -108,8 +118,12 @@ TEST_CASE("poll times out when nothing arrives and sees end-of-file") {
 }
 
 TEST_CASE("wait returns the connections that have something to read") {
-    auto [r1, w1] = Pipe<int>(false);
-    auto [r2, w2] = Pipe<std::string>(false);
+    auto pipe_r1 = Pipe<int>(false);
+    auto& r1 = pipe_r1.first;
+    auto& w1 = pipe_r1.second;
+    auto pipe_r2 = Pipe<std::string>(false);
+    auto& r2 = pipe_r2.first;
+    auto& w2 = pipe_r2.second;
     CHECK(mproc::wait({&r1, &r2}, 20ms).empty());
     Process worker([&] { w2.send("ready"); });
     worker.start();
@@ -124,7 +138,9 @@ TEST_CASE("wait returns the connections that have something to read") {
 }
 
 TEST_CASE("a sender that dies mid-message leaves EOFError naming the cut, not a hang") {
-    auto [rx, tx] = Pipe<std::string>(false);
+    auto pipe_rx = Pipe<std::string>(false);
+    auto& rx = pipe_rx.first;
+    auto& tx = pipe_rx.second;
     Process worker([&] {
         // A frame header announcing 1000 bytes, then only 10 of them, then death.
         std::uint64_t n = 1000;
@@ -142,14 +158,18 @@ TEST_CASE("a sender that dies mid-message leaves EOFError naming the cut, not a 
 }
 
 TEST_CASE("a corrupted frame header is a SerializationError") {
-    auto [rx, tx] = Pipe<std::string>(false);
+    auto pipe_rx = Pipe<std::string>(false);
+    auto& rx = pipe_rx.first;
+    auto& tx = pipe_rx.second;
     std::uint64_t absurd = std::uint64_t{1} << 50;
     ::write(tx.fileno(), &absurd, sizeof absurd);
     CHECK_THROWS_AS(rx.recv(), SerializationError);
 }
 
 TEST_CASE("misuse of a connection is a StateError, sending to a closed peer an EOFError") {
-    auto [rx, tx] = Pipe<int>(false);
+    auto pipe_rx = Pipe<int>(false);
+    auto& rx = pipe_rx.first;
+    auto& tx = pipe_rx.second;
     CHECK_THROWS_AS(rx.send(1), StateError);
     CHECK_THROWS_WITH(rx.send(1), Catch::Contains("receives only"));
     CHECK_THROWS_AS(tx.recv(), StateError);
@@ -161,13 +181,17 @@ TEST_CASE("misuse of a connection is a StateError, sending to a closed peer an E
     rx.close(); // idempotent
     CHECK_THROWS_AS(tx.send(1), EOFError);
 
-    auto [a, b] = Pipe<int>();
+    auto pipe_a = Pipe<int>();
+    auto& a = pipe_a.first;
+    auto& b = pipe_a.second;
     b.close();
     CHECK_THROWS_AS(a.send(1), EOFError);
 }
 
 TEST_CASE("a connection can be moved") {
-    auto [a, b] = Pipe<int>();
+    auto pipe_a = Pipe<int>();
+    auto& a = pipe_a.first;
+    auto& b = pipe_a.second;
     Connection<int> c = std::move(a);
     c.send(5);
     CHECK(b.recv() == 5);

@@ -67,14 +67,17 @@ constexpr void check_pool_callable() {
 
 /// Guided scheduling: big chunks first, shrinking towards the end so that the last, possibly
 /// costlier items are spread over every worker. An explicit chunksize is honoured as given.
+/// Automatic chunks are also capped at `max_chunk` items, chosen so that a chunk is encoded straight
+/// into the task ring rather than copied through a buffer and sent in fragments.
 class ChunkPlan {
 public:
-    ChunkPlan(std::size_t n, int workers, std::size_t chunksize)
+    ChunkPlan(std::size_t n, int workers, std::size_t chunksize, std::size_t max_chunk)
         : remaining_(n), workers_(static_cast<std::size_t>(std::max(workers, 1))), fixed_(chunksize),
-          min_(std::max<std::size_t>(1, n / (static_cast<std::size_t>(std::max(workers, 1)) * 64))) {}
+          min_(std::max<std::size_t>(1, n / (static_cast<std::size_t>(std::max(workers, 1)) * 64))),
+          max_(std::max<std::size_t>(max_chunk, 1)) {}
     /// The next chunk's size (0 when done).
     std::size_t next() {
-        std::size_t c = fixed_ ? fixed_ : std::max(min_, (remaining_ + 2 * workers_ - 1) / (2 * workers_));
+        std::size_t c = fixed_ ? fixed_ : std::min(max_, std::max(min_, (remaining_ + 2 * workers_ - 1) / (2 * workers_)));
         c = std::min(c, remaining_);
         remaining_ -= c;
         return c;
@@ -85,6 +88,7 @@ private:
     std::size_t workers_;
     std::size_t fixed_;
     std::size_t min_;
+    std::size_t max_;
 };
 
 template <class R>
@@ -116,6 +120,7 @@ template <class R>
 struct MapState {
     explicit MapState(std::size_t n, bool progress, const char* what) : results(n), bar(progress, n, what) {}
     std::vector<R> results;
+    std::vector<R> scratch;
     std::size_t chunks_left = 0;
     std::size_t first_error_index = SIZE_MAX;
     std::exception_ptr first_error;
@@ -297,13 +302,21 @@ private:
         // One count stands for "still submitting", so that chunks settling during the submission
         // (results are collected while the task ring is full) cannot finish the map early.
         state->chunks_left = 1;
-        detail::ChunkPlan plan(n, processes(), chunksize);
         auto it = std::ranges::begin(inputs);
+        // Items are assumed to encode to about the first one's size (plus slack for varying sizes).
+        std::size_t item_bytes = n == 0 ? 1 : encoded_size(static_cast<const Item&>(*it)) + 1;
+        detail::ChunkPlan plan(n, processes(), chunksize, pool_->max_task_bytes() / (item_bytes + item_bytes / 4));
         std::size_t at = 0;
         for (std::size_t count = plan.next(); count != 0; at += count, count = plan.next()) {
             std::vector<Item> items;
-            items.reserve(count);
-            for (std::size_t k = 0; k < count; ++k, ++it) items.push_back(*it);
+            if constexpr (std::ranges::forward_range<Range>) { // one copy (a memcpy for contiguous trivial items)
+                auto last = std::ranges::next(it, static_cast<std::ranges::range_difference_t<Range>>(count));
+                items.assign(it, last);
+                it = last;
+            } else {
+                items.reserve(count);
+                for (std::size_t k = 0; k < count; ++k, ++it) items.push_back(*it);
+            }
             detail::PendingTask pending{
                 [state, at, count](detail::ResultStatus status, std::span<const std::byte> payload, pid_t pid) {
                     if (status == detail::ResultStatus::error) {
@@ -312,8 +325,8 @@ private:
                         state->fail_at(at + index, e);
                     } else {
                         try {
-                            auto part = decode<std::vector<R>>(payload);
-                            std::move(part.begin(), part.end(), state->results.begin() + static_cast<std::ptrdiff_t>(at));
+                            decode_into(payload, state->scratch); // reused: no fresh pages per chunk
+                            std::move(state->scratch.begin(), state->scratch.end(), state->results.begin() + static_cast<std::ptrdiff_t>(at));
                         } catch (...) {
                             state->fail_at(at, std::current_exception());
                         }

@@ -233,7 +233,7 @@ private:
     // Holds one side's mutex for a scope, finishing a dead holder's work first.
     class SideLock {
     public:
-        SideLock(MessageRing& r, Side& s, Deadline d, const char* op) : ring_(r), side_(s) {
+        SideLock(MessageRing& r, Side& s, Deadline d, const char* op) : side_(s) {
             auto result = posix::robust_mutex_lock_until(&s.mutex, d);
             if (result == posix::LockResult::already_owned)
                 throw StateError(std::string(r.owner_) + "::" + op + ": called again from inside a put or get on this thread");
@@ -246,7 +246,6 @@ private:
         explicit operator bool() const noexcept { return held_; }
 
     private:
-        MessageRing& ring_;
         Side& side_;
         bool held_ = false;
     };

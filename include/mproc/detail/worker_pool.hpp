@@ -93,7 +93,7 @@ struct alignas(64) WorkerSlot {
 /// Writes a task's result (or error) to the result ring, straight into shared memory when it fits.
 class ResultWriter {
 public:
-    ResultWriter(MessageRing& ring, std::uint64_t id) : ring_(ring), id_(id) {}
+    ResultWriter(MessageRing& ring, std::uint64_t id, pid_t worker) : ring_(ring), id_(id), worker_(worker) {}
 
     template <class R>
     void ok(const R& value) {
@@ -114,7 +114,7 @@ public:
 private:
     template <class T>
     void send(ResultStatus status, const T& payload) {
-        ResultHeader h{id_, status, static_cast<std::int32_t>(posix::current_pid())};
+        ResultHeader h{id_, status, static_cast<std::int32_t>(worker_)};
         const std::size_t size = sizeof h + encoded_size(payload);
         if (size <= ring_.max_record_payload()) {
             ring_.put(size, [&](std::byte* out) {
@@ -131,6 +131,7 @@ private:
 
     MessageRing& ring_;
     std::uint64_t id_;
+    pid_t worker_;
 };
 
 template <class F>
@@ -241,6 +242,9 @@ public:
     }
 
     int processes() const noexcept { return config_.processes; }
+    /// The largest task that travels as one record, straight into shared memory (larger ones are
+    /// encoded into a buffer first and sent in fragments).
+    std::size_t max_task_bytes() const noexcept { return tasks_.max_record_payload() - sizeof(TaskHeader) - 64; }
 
     /// Puts a task on the ring, collecting results meanwhile so that a full ring cannot deadlock
     /// against workers blocked on a full result ring. Returns the task's id.
@@ -351,7 +355,9 @@ private:
 
     void worker_main(std::size_t i) {
         posix::ignore_signal(SIGINT); // Ctrl-C is for the parent; a dying parent takes the workers along
+        for (int sig : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGTERM}) posix::default_signal(sig);
         WorkerSlot& s = slot(i);
+        const pid_t me = posix::current_pid();
         if (config_.initializer) config_.initializer(); // an exception ends the worker; the parent reports it
         s.initialized.store(1);
         std::size_t done = 0;
@@ -376,7 +382,7 @@ private:
                 return;
             }
             s.started_ns.store(Clock::now().time_since_epoch().count());
-            ResultWriter out(results_, id);
+            ResultWriter out(results_, id, me);
             task->run(out);
             s.started_ns.store(0);
             s.task.store(0);

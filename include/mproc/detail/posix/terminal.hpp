@@ -12,4 +12,8 @@ inline bool is_terminal(int fd) noexcept { return ::isatty(fd) == 1; }
 /// Ignores `sig` in this process from now on (pool workers ignore SIGINT: Ctrl-C is the parent's).
 inline void ignore_signal(int sig) noexcept { std::signal(sig, SIG_IGN); }
 
+/// Restores the default action of `sig` (pool workers drop the parent's crash handlers, so that a
+/// crashing task simply ends its worker).
+inline void default_signal(int sig) noexcept { std::signal(sig, SIG_DFL); }
+
 } // namespace mproc::detail::posix

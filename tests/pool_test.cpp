@@ -1,0 +1,381 @@
+#include "support.hpp"
+
+#include <mproc/pool.hpp>
+
+#include <algorithm>
+#include <csignal>
+#include <cstdlib>
+#include <dirent.h>
+#include <fcntl.h>
+#include <list>
+#include <numeric>
+#include <poll.h>
+#include <ranges>
+#include <set>
+#include <string>
+#include <sys/syscall.h>
+#include <thread>
+#include <tuple>
+#include <unistd.h>
+#include <vector>
+
+using namespace mproc;
+using test::bound;
+using test::join_bounded;
+using namespace std::chrono_literals;
+
+namespace {
+
+int square(int x) { return x * x; }
+pid_t worker_pid(int) { return ::getpid(); }
+std::string repeat(std::string s, int n) {
+    std::string out;
+    for (int i = 0; i < n; ++i) out += s;
+    return out;
+}
+int fail_at_30_and_70(int x) {
+    if (x == 30 || x == 70) throw std::domain_error("bad item " + std::to_string(x));
+    return x;
+}
+int crash_at_50_throw_at_80(int x) {
+    if (x == 50) std::raise(SIGSEGV);
+    if (x == 80) throw std::runtime_error("eighty");
+    return x;
+}
+int die(int how) {
+    switch (how) {
+    case 0: std::raise(SIGSEGV); break;
+    case 1: std::abort();
+    case 2: std::exit(3);
+    case 3: std::raise(SIGKILL); break;
+    }
+    return how;
+}
+
+int hang(int) { // a task that never finishes (simulated)
+    std::this_thread::sleep_for(std::chrono::hours(1));
+    return 0;
+}
+
+struct Point {
+    double x, y;
+};
+
+std::size_t open_fds() {
+    std::size_t n = 0;
+    if (DIR* d = ::opendir("/proc/self/fd")) {
+        while (dirent* e = ::readdir(d)) n += e->d_name[0] != '.';
+        ::closedir(d);
+    }
+    return n;
+}
+
+bool pid_exits_within(pid_t pid, std::chrono::milliseconds limit) {
+    int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+    if (fd < 0) return errno == ESRCH; // already gone
+    pollfd p{fd, POLLIN, 0};
+    int n = ::poll(&p, 1, static_cast<int>(limit.count()));
+    ::close(fd);
+    return n == 1;
+}
+
+} // namespace
+
+// ---------------------------------------------------------------- map, starmap, apply
+
+TEST_CASE("map returns f(x) for every input, in order") {
+    Pool pool(2);
+    CHECK(pool.processes() == 2);
+    CHECK(pool.map(square, std::vector<int>{1, 2, 3, 4, 5}) == std::vector<int>{1, 4, 9, 16, 25});
+    CHECK(pool.map(square, std::vector<int>{}).empty());
+    std::list<int> l{3, 1, 2};
+    CHECK(pool.map(square, l) == std::vector<int>{9, 1, 4});
+    CHECK(pool.map(square, std::views::iota(0, 1000)).at(999) == 999 * 999);
+    std::vector<int> big(200000);
+    std::iota(big.begin(), big.end(), -100000);
+    auto r = pool.map(square, big);
+    bool all = true;
+    for (std::size_t i = 0; i < big.size(); ++i) all = all && r[i] == big[i] * big[i];
+    CHECK(all);
+}
+
+TEST_CASE("map carries any serializable arguments and results") {
+    Pool pool(2);
+    auto r = pool.map([](const std::string& s) { return Point{static_cast<double>(s.size()), 1.5}; },
+                      std::vector<std::string>{"a", "bb", std::string(100000, 'c')});
+    REQUIRE(r.size() == 3);
+    CHECK(r[2].x == 100000.0);
+    auto words = pool.starmap(repeat, std::vector<std::tuple<std::string, int>>{{"ab", 3}, {"x", 0}});
+    CHECK(words == std::vector<std::string>{"ababab", ""});
+}
+
+TEST_CASE("an explicit chunksize is honoured: each chunk runs in one worker") {
+    Pool pool(2);
+    std::vector<int> xs(60);
+    auto pids = pool.map(worker_pid, xs, 6);
+    for (std::size_t c = 0; c < 60; c += 6)
+        CHECK(std::all_of(pids.begin() + static_cast<long>(c), pids.begin() + static_cast<long>(c + 6), [&](pid_t p) { return p == pids[c]; }));
+}
+
+TEST_CASE("map_async, starmap, apply and apply_async") {
+    Pool pool(3);
+    auto fm = pool.map_async(square, std::vector<int>{2, 3});
+    auto fs = pool.starmap_async([](int a, int b) { return a * b; }, std::vector<std::pair<int, int>>{{2, 5}, {3, 7}});
+    std::vector<Future<long>> many;
+    for (long i = 0; i < 50; ++i) many.push_back(pool.apply_async([](long a, long b) { return a * b; }, i, i));
+    CHECK(fm.get() == std::vector<int>{4, 9});
+    CHECK(fs.get() == std::vector<int>{10, 21});
+    for (long i = 0; i < 50; ++i) CHECK(many[static_cast<std::size_t>(i)].get() == i * i);
+    CHECK(pool.apply([](std::string s) { return s + "!"; }, std::string("hi")) == "hi!");
+    auto fv = pool.apply_async([] {});
+    CHECK(fv.wait_for(bound));
+    fv.get();
+    auto slow = pool.apply_async([] { return 1; });
+    CHECK(slow.get() == 1);
+    CHECK(slow.ready());
+}
+
+// ---------------------------------------------------------------- imap
+
+TEST_CASE("imap yields in order and imap_unordered yields everything") {
+    Pool pool(2);
+    std::vector<int> xs(500);
+    std::iota(xs.begin(), xs.end(), 0);
+    std::vector<int> in_order;
+    for (int v : pool.imap(square, xs)) in_order.push_back(v);
+    CHECK(in_order == pool.map(square, xs));
+    std::multiset<int> any;
+    for (int v : pool.imap_unordered(square, xs, 7)) any.insert(v);
+    CHECK(any == std::multiset<int>(in_order.begin(), in_order.end()));
+}
+
+TEST_CASE("imap is lazy: a huge input is not materialised and leaving early is cheap") {
+    Pool pool(2);
+    long pulled = 0;
+    auto counted = std::views::iota(0L, 10'000'000L) | std::views::transform([&pulled](long x) {
+                       ++pulled;
+                       return x;
+                   });
+    long sum = 0;
+    int taken = 0;
+    for (long v : pool.imap([](long x) { return x + 1; }, counted)) {
+        sum += v;
+        if (++taken == 1000) break;
+    }
+    CHECK(sum == 1000L * 1001 / 2);
+    CHECK(pulled < 1'000'000); // bounded chunks in flight, not ten million
+    CHECK(pool.apply(square, 4) == 16); // the pool is fine after leaving the loop early
+}
+
+TEST_CASE("imap raises a failed chunk's error in its place and goes on") {
+    Pool pool(2);
+    std::vector<int> xs(100);
+    std::iota(xs.begin(), xs.end(), 0);
+    std::vector<int> got;
+    int errors = 0;
+    auto results = pool.imap(fail_at_30_and_70, xs, 1);
+    for (auto it = results.begin(); it != results.end(); ++it) {
+        try {
+            got.push_back(*it);
+        } catch (const RemoteError& e) {
+            ++errors;
+            CHECK_THAT(e.what(), Catch::StartsWith("bad item"));
+        }
+    }
+    CHECK(errors == 2);
+    CHECK(got.size() == 98);
+}
+
+// ---------------------------------------------------------------- failure isolation
+
+TEST_CASE("a task that throws fails alone with RemoteError; the pool carries on") {
+    Pool pool(2);
+    auto f = pool.apply_async([](int x) -> int { throw std::invalid_argument("no " + std::to_string(x)); }, 7);
+    try {
+        f.get();
+        FAIL("get() should throw");
+    } catch (const RemoteError& e) {
+        CHECK(e.type_name() == "std::invalid_argument");
+        CHECK(std::string(e.what()) == "no 7");
+        CHECK(e.pid() > 0);
+    }
+    CHECK(pool.apply(square, 3) == 9);
+}
+
+TEST_CASE("a worker that dies mid-task fails that task with WorkerCrashed; the others complete") {
+    Pool pool(2);
+    const char* names[] = {"SIGSEGV", "SIGABRT", "exited with code 3", "SIGKILL"};
+    for (int how = 0; how < 4; ++how) {
+        auto before = pool.worker_pids();
+        std::vector<Future<int>> others;
+        for (int i = 0; i < 20; ++i) others.push_back(pool.apply_async(square, i));
+        auto bad = pool.apply_async(die, how);
+        try {
+            bad.get();
+            FAIL("get() should throw");
+        } catch (const WorkerCrashed& e) {
+            CHECK_THAT(e.what(), Catch::Contains(names[how]) && Catch::Contains("(apply)"));
+            if (how == 2) CHECK(e.exit_code() == 3);
+            else CHECK(e.signal() == (how == 0 ? SIGSEGV : how == 1 ? SIGABRT : SIGKILL));
+        }
+        for (int i = 0; i < 20; ++i) CHECK(others[static_cast<std::size_t>(i)].get() == i * i);
+        CHECK(pool.apply(square, 5) == 25);
+        CHECK(pool.worker_pids() != before); // the dead worker was replaced
+    }
+}
+
+TEST_CASE("map waits for every chunk, then throws the lowest failing index's error") {
+    Pool pool(2);
+    std::vector<int> xs(100);
+    std::iota(xs.begin(), xs.end(), 0);
+    try {
+        pool.map(fail_at_30_and_70, xs, 1);
+        FAIL("map should throw");
+    } catch (const RemoteError& e) {
+        CHECK(std::string(e.what()) == "bad item 30");
+    }
+    try {
+        pool.map(crash_at_50_throw_at_80, xs, 3);
+        FAIL("map should throw");
+    } catch (const WorkerCrashed& e) {
+        CHECK(e.signal() == SIGSEGV);
+        CHECK_THAT(e.what(), Catch::Contains("map items 48..50"));
+    }
+    CHECK(pool.map(square, std::vector<int>{6}) == std::vector<int>{36});
+}
+
+TEST_CASE("task_timeout kills the overrunning worker, fails its task with TimeoutError, replaces it") {
+    Pool pool(PoolOptions{.processes = 2, .task_timeout = 200ms});
+    auto hung = pool.apply_async(hang, 0);
+    std::vector<Future<int>> others;
+    for (int i = 0; i < 10; ++i) others.push_back(pool.apply_async(square, i));
+    try {
+        hung.get();
+        FAIL("get() should throw");
+    } catch (const TimeoutError& e) {
+        CHECK_THAT(e.what(), Catch::Contains("task_timeout") && Catch::Contains("killed"));
+    }
+    for (int i = 0; i < 10; ++i) CHECK(others[static_cast<std::size_t>(i)].get() == i * i);
+    CHECK(pool.apply(square, 8) == 64);
+}
+
+TEST_CASE("maxtasksperchild recycles workers") {
+    Pool pool(PoolOptions{.processes = 2, .maxtasksperchild = 2});
+    std::set<pid_t> pids;
+    for (int i = 0; i < 12; ++i) pids.insert(pool.apply(worker_pid, i));
+    CHECK(pids.size() >= 6);
+}
+
+TEST_CASE("the initializer runs once in every worker, replacements included") {
+    SharedValue<int> inits(0);
+    {
+        Pool pool(PoolOptions{.processes = 2, .initializer = [&inits] { inits.fetch_add(1); }});
+        CHECK(pool.map(square, std::vector<int>{1, 2, 3}).size() == 3);
+        CHECK_THROWS_AS(pool.apply(die, 3), WorkerCrashed);
+        CHECK(pool.apply(square, 2) == 4);
+    }
+    CHECK(inits.load() == 3);
+}
+
+TEST_CASE("a failing initializer fails the tasks instead of respawning forever") {
+    Pool pool(PoolOptions{.processes = 2, .initializer = [] { throw std::runtime_error("no database"); }});
+    try {
+        pool.apply(square, 1);
+        FAIL("apply should throw");
+    } catch (const RemoteError& e) {
+        CHECK_THAT(e.what(), Catch::Contains("initializer failed") && Catch::Contains("no database"));
+    }
+    CHECK_THROWS_AS(pool.apply(square, 1), RemoteError);
+}
+
+// ---------------------------------------------------------------- lifecycle and misuse
+
+TEST_CASE("pool misuse gets clear errors") {
+    CHECK_THROWS_AS(Pool(0), ValueError);
+    CHECK_THROWS_WITH(Pool(-2), Catch::Contains("at least 1"));
+    CHECK_THROWS_AS(Pool(PoolOptions{.processes = 1, .task_timeout = -1s}), ValueError);
+    Pool pool(1);
+    CHECK_THROWS_AS(pool.join(), StateError);
+    pool.close();
+    CHECK_THROWS_AS(pool.apply(square, 1), StateError);
+    CHECK_THROWS_WITH(pool.map(square, std::vector<int>{1}), Catch::Contains("closed"));
+    pool.join();
+}
+
+TEST_CASE("the destructor finishes queued work; futures stay readable") {
+    std::vector<Future<int>> fs;
+    std::vector<pid_t> workers;
+    {
+        Pool pool(2);
+        workers = pool.worker_pids();
+        for (int i = 0; i < 30; ++i) fs.push_back(pool.apply_async(square, i));
+    }
+    for (int i = 0; i < 30; ++i) CHECK(fs[static_cast<std::size_t>(i)].get() == i * i);
+    for (pid_t p : workers) CHECK(test::reaped(p));
+    CHECK(active_children().empty());
+}
+
+TEST_CASE("terminate stops the workers at once and fails what was unsettled") {
+    Pool pool(1);
+    auto hung = pool.apply_async(hang, 0);
+    auto queued = pool.apply_async(square, 2);
+    pool.terminate();
+    CHECK_THROWS_AS(hung.get(), StateError);
+    CHECK_THROWS_AS(queued.get(), StateError);
+    CHECK(active_children().empty());
+}
+
+TEST_CASE("a pool leaves no process or file descriptor behind") {
+    auto fds_before = open_fds();
+    {
+        Pool pool(3);
+        CHECK(pool.map(square, std::vector<int>(1000, 3)).back() == 9);
+        CHECK_THROWS_AS(pool.apply(die, 0), WorkerCrashed);
+    }
+    CHECK(open_fds() == fds_before);
+    CHECK(active_children().empty());
+}
+
+TEST_CASE("the parent's death takes the workers with it; Ctrl-C stops the parent alone") {
+    for (int sig : {SIGKILL, SIGINT}) {
+        SharedArray<pid_t> pids(2, 0);
+        Event ready, never;
+        Process owner([&] {
+            Pool pool(2);
+            auto p = pool.worker_pids();
+            std::copy(p.begin(), p.end(), pids.begin());
+            ready.set();
+            never.wait();
+        });
+        owner.start();
+        REQUIRE(ready.wait_for(bound));
+        // Ctrl-C reaches the whole foreground process group: the workers ignore it.
+        if (sig == SIGINT)
+            for (pid_t w : pids) ::kill(w, SIGINT);
+        ::kill(owner.pid(), sig);
+        join_bounded(owner);
+        CHECK(owner.exitcode() == -sig);
+        for (pid_t w : pids) CHECK(pid_exits_within(w, std::chrono::duration_cast<std::chrono::milliseconds>(bound)));
+    }
+}
+
+TEST_CASE("progress prints count, rate and ETA lines on a non-terminal stderr") {
+    int fds[2];
+    REQUIRE(::pipe(fds) == 0);
+    Process child([&] {
+        ::dup2(fds[1], STDERR_FILENO);
+        ::close(fds[0]);
+        Pool pool(PoolOptions{.processes = 2, .progress = true});
+        pool.map(square, std::vector<int>(5000, 2));
+    });
+    child.start();
+    ::close(fds[1]);
+    join_bounded(child);
+    std::string out;
+    char buf[4096];
+    ::fcntl(fds[0], F_SETFL, O_NONBLOCK);
+    for (ssize_t n; (n = ::read(fds[0], buf, sizeof buf)) > 0;) out.append(buf, static_cast<std::size_t>(n));
+    ::close(fds[0]);
+    CHECK_THAT(out, Catch::Contains("map [") && Catch::Contains("5000/5000 100%") && Catch::Contains("it/s"));
+    CHECK(out.find('\r') == std::string::npos); // plain lines, no in-place redraw
+}
