@@ -1,5 +1,6 @@
 #include "support.hpp"
 
+#include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -9,6 +10,7 @@
 #include <set>
 #include <string>
 #include <sys/syscall.h>
+#include <thread>
 #include <unistd.h>
 #include <vector>
 
@@ -305,4 +307,49 @@ TEST_CASE("fifty processes at once all run and are all reaped") {
     for (auto& p : ps) CHECK(p.exitcode() == 0);
     CHECK(total.load() == 50 * 51 / 2);
     for (auto& p : ps) CHECK(test::reaped(p.pid()));
+}
+
+TEST_CASE("forking while other threads allocate and print neither deadlocks nor goes unnoticed") {
+    int err[2];
+    REQUIRE(::pipe(err) == 0);
+    Process owner([&] {
+        // stdout to /dev/null (the threads print a lot), stderr to the pipe (for the warning).
+        int null = ::open("/dev/null", O_WRONLY);
+        ::dup2(null, STDOUT_FILENO);
+        ::dup2(err[1], STDERR_FILENO);
+        std::atomic<bool> stop{false};
+        std::vector<std::thread> busy;
+        for (int t = 0; t < 2; ++t)
+            busy.emplace_back([&stop, t] {
+                for (long i = 0; !stop.load(); ++i) {
+                    std::vector<char> v(static_cast<std::size_t>(64 + (i * 37 + t) % 4096), 'x'); // malloc's locks
+                    std::printf("thread %d line %ld %c\n", t, i, v.back());                      // stdout's lock
+                }
+            });
+        SharedValue<int> done(0);
+        std::vector<Process> kids;
+        for (int i = 0; i < 40; ++i)
+            kids.emplace_back([&done](int k) {
+                std::vector<int> v(static_cast<std::size_t>(1000 + k));
+                std::printf("child %d\n", k);
+                std::fflush(stdout);
+                done.fetch_add(1);
+            }, i);
+        for (auto& k : kids) k.start();
+        bool all = true;
+        for (auto& k : kids) all = all && k.join_for(bound);
+        stop.store(true);
+        for (auto& t : busy) t.join();
+        mproc::exit(all && done.load() == 40 ? 0 : 1);
+    });
+    owner.start();
+    ::close(err[1]);
+    join_bounded(owner);
+    CHECK(owner.exitcode() == 0);
+    std::string text;
+    char buf[512];
+    ::fcntl(err[0], F_SETFL, O_NONBLOCK);
+    for (ssize_t n; (n = ::read(err[0], buf, sizeof buf)) > 0;) text.append(buf, static_cast<std::size_t>(n));
+    ::close(err[0]);
+    CHECK_THAT(text, Catch::Contains("mproc: warning: forking while this process runs 3 threads"));
 }

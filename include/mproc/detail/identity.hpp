@@ -2,6 +2,9 @@
 // that a forked child resets, together with everything else a child must not inherit as is.
 #pragma once
 
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -100,8 +103,25 @@ private:
     int created_ = 0;
 };
 
+/// Says once per process, on stderr, that a fork happened while other threads ran (see the guide's
+/// "Caveats"); MPROC_NO_FORK_WARNING=1 silences it.
+inline void warn_if_threaded() {
+    static std::atomic<bool> warned{false};
+    if (warned.load(std::memory_order_relaxed)) return;
+    int threads = posix::thread_count();
+    if (threads <= 1 || warned.exchange(true)) return;
+    if (const char* quiet = std::getenv("MPROC_NO_FORK_WARNING"); quiet && *quiet && *quiet != '0') return;
+    std::fprintf(stderr,
+                 "mproc: warning: forking while this process runs %d threads; the child gets only the forking "
+                 "thread, and locks the others held stay locked in it (mproc keeps malloc, stdout and stderr "
+                 "safe). Start processes and pools before threads where you can. MPROC_NO_FORK_WARNING=1 "
+                 "silences this.\n",
+                 threads);
+}
+
 /// Forks a child that will be known as `name`. Returns its pid in the parent, 0 in the child.
 inline pid_t fork_named(const std::string& name) {
+    warn_if_threaded();
     auto& self = Identity::instance();
     ProcessInfo me{self.name(), posix::current_pid()};
     pid_t pid = posix::fork_child();

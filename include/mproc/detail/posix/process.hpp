@@ -22,31 +22,62 @@
 
 namespace mproc::detail::posix {
 
-/// Flushes C stdio and the standard iostreams, so that buffered output is not inherited (and
-/// printed twice) by a child. An iostream is flushed only when its buffer holds something: in a
-/// fresh child, touching empty buffers costs page faults (measured at ~15 µs per process).
+/// Flushes the standard streams (stdout, stderr and the standard iostreams), so that buffered output
+/// is not inherited, and printed twice, by a child; a child flushes them again before _exit. Other
+/// FILEs are left alone, as Python does: a child never flushes their inherited buffers, and their
+/// locks may belong to another thread of the parent. An iostream is flushed only when its buffer
+/// holds something: in a fresh child, touching empty buffers costs page faults (~15 µs a process).
 inline void flush_standard_streams() noexcept {
     struct Peek : std::streambuf {
         static bool pending(std::streambuf* b) noexcept { return b && (b->*&Peek::pptr)() != (b->*&Peek::pbase)(); }
     };
     for (std::ostream* os : {&std::cout, &std::cerr, &std::clog})
         if (Peek::pending(os->rdbuf())) os->flush();
-    std::fflush(nullptr);
+    std::fflush(stdout);
+    std::fflush(stderr);
+}
+
+/// The number of threads in this process (1 if /proc cannot tell).
+inline int thread_count() noexcept {
+    FILE* f = std::fopen("/proc/self/stat", "re");
+    if (!f) return 1;
+    char buf[1024];
+    std::size_t n = std::fread(buf, 1, sizeof buf - 1, f);
+    std::fclose(f);
+    buf[n] = '\0';
+    const char* p = std::strrchr(buf, ')'); // the command name may contain spaces
+    int field = 2, threads = 1;
+    for (; p && *p; ++p)
+        if (*p == ' ' && ++field == 20) { // num_threads is the 20th field
+            threads = std::atoi(p + 1);
+            break;
+        }
+    return threads > 0 ? threads : 1;
 }
 
 /// Forks. In the child (return 0), PR_SET_PDEATHSIG makes the kernel SIGKILL it when the forking
 /// thread's process dies, and a parent that died before that was armed is caught by comparing
 /// getppid() with the parent's pid read before the fork.
+///
+/// Forking while other threads run copies only this thread, and a lock another thread held at that
+/// moment stays locked in the child. glibc's fork already takes malloc's locks around the fork; this
+/// function does the same for stdout's and stderr's, the only streams a child touches on its own,
+/// so they are free in the child whatever the parent's threads were printing.
 inline pid_t fork_child() {
     flush_standard_streams();
     const pid_t parent = ::getpid();
+    ::flockfile(stdout);
+    ::flockfile(stderr);
     const pid_t pid = ::fork();
+    const int err = errno;
+    ::funlockfile(stderr);
+    ::funlockfile(stdout);
     if (pid == 0) {
         ::prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (::getppid() != parent) ::_exit(128 + SIGKILL);
         return 0;
     }
-    if (pid < 0) throw_os_error("fork", errno);
+    if (pid < 0) throw_os_error("fork", err);
     return pid;
 }
 
