@@ -1,10 +1,51 @@
 #!/usr/bin/env bash
-# Builds everything (library checks, tests, examples, benchmarks) and runs every test with ctest.
+# Builds and runs every test: the whole suite (tests, examples, benchmark smoke run, packaging) in
+# the default configuration, again under AddressSanitizer + UndefinedBehaviorSanitizer and under
+# ThreadSanitizer, then the libFuzzer targets for a bounded time each (MPROC_FUZZ_SECONDS, 60).
+#   scripts/test.sh          everything (what CI runs)
+#   scripts/test.sh --quick  the default configuration only
 set -euo pipefail
 cd "$(dirname "$0")/.."
+quick=0
+[ "${1:-}" = "--quick" ] && quick=1
+jobs=$(nproc)
+
 scripts/deps.sh g++ cmake libboost1.81-dev catch2 libbenchmark-dev
-build=build/all
-cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DMPROC_BUILD_TESTS=ON -DMPROC_BUILD_EXAMPLES=ON -DMPROC_BUILD_BENCH=ON
-cmake --build "$build" -j "$(nproc)"
-ctest --test-dir "$build" --output-on-failure -j "$(nproc)"
+[ $quick = 1 ] || scripts/deps.sh clang libclang-rt-14-dev
+
+stage() { printf '\n===== %s =====\n' "$*"; }
+
+run_preset() {
+  stage "$1: configure and build"
+  cmake --preset "$1" >/dev/null
+  cmake --build "build/$1" -j "$jobs"
+  stage "$1: test"
+  ctest --test-dir "build/$1" --output-on-failure -j "$jobs"
+}
+
+# The default preset builds into build/all.
+stage "default: configure and build"
+cmake --preset default >/dev/null
+cmake --build build/all -j "$jobs"
+stage "default: test"
+ctest --test-dir build/all --output-on-failure -j "$jobs"
+[ $quick = 1 ] && exit 0
+
+# Sanitizers: an error report fails the test that produced it.
+export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$PWD/tests/tsan.supp"
+export MPROC_NO_FORK_WARNING=1
+run_preset asan
+run_preset tsan
+
+# Fuzzers: replay the seed corpus (ctest), then explore for a bounded time each.
+run_preset fuzz
+seconds=${MPROC_FUZZ_SECONDS:-60}
+for target in codec pipe queue; do
+  stage "fuzz: $target for ${seconds}s"
+  work=build/fuzz/corpus-$target
+  mkdir -p "$work" build/fuzz/artifacts
+  build/fuzz/tests/fuzz/fuzz_$target -max_total_time="$seconds" -print_final_stats=1 \
+    -artifact_prefix=build/fuzz/artifacts/$target- "$work" tests/fuzz/corpus/$target 2>&1 | tail -n 12
+done

@@ -3,6 +3,7 @@
 #include <mproc/queue.hpp>
 
 #include <algorithm>
+#include <cstring>
 #include <numeric>
 #include <random>
 #include <string>
@@ -229,6 +230,29 @@ TEST_CASE("JoinableQueue: join_for times out while work is unfinished") {
     CHECK(q.get() == 1);
     q.task_done();
     CHECK(q.join_for(1s));
+}
+
+TEST_CASE("regression (fuzzer): a fragmented put of a small or empty message delivers it") {
+    detail::MessageRing ring(4096, 0, "test");
+    std::vector<std::byte> empty, small(10, std::byte{7});
+    REQUIRE(ring.put_fragmented(empty, detail::Deadline::never()));
+    REQUIRE(ring.put_fragmented(small, detail::Deadline::never()));
+    std::vector<std::byte> got{std::byte{1}};
+    REQUIRE(ring.get([&](std::span<const std::byte> b) { got.assign(b.begin(), b.end()); }, detail::Deadline::never()));
+    CHECK(got.empty());
+    REQUIRE(ring.get([&](std::span<const std::byte> b) { got.assign(b.begin(), b.end()); }, detail::Deadline::never()));
+    CHECK(got == small);
+}
+
+TEST_CASE("a corrupted record in shared memory is a SerializationError, not a wild read") {
+    detail::MessageRing ring(4096, 0, "Queue");
+    std::vector<std::byte> msg(100, std::byte{1});
+    REQUIRE(ring.put_fragmented(msg, detail::Deadline::never()));
+    auto data = ring.data_for_testing();
+    std::uint32_t huge = 1u << 30;
+    std::memcpy(data.data(), &huge, sizeof huge); // the record's size field
+    CHECK_THROWS_AS(ring.get([](std::span<const std::byte>) {}, detail::Deadline::never()), SerializationError);
+    CHECK_THROWS_WITH(ring.get([](std::span<const std::byte>) {}, detail::Deadline::never()), Catch::Contains("corrupted record"));
 }
 
 TEST_CASE("a queue of 1 TiB or more is refused") {

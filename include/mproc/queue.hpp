@@ -15,6 +15,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <utility>
 
 #include "codec.hpp"
 #include "detail/arena.hpp"
@@ -75,6 +76,11 @@ public:
     bool closed() const noexcept { return ring_.closed(); }
 
 protected:
+    /// For a queue whose ring lives elsewhere (NamedQueue): `ring_args` go to detail::MessageRing's
+    /// constructors for caller-provided memory.
+    template <class... RingArgs>
+    explicit Queue(std::in_place_t, RingArgs&&... ring_args) : ring_(std::forward<RingArgs>(ring_args)...) {}
+
     bool put_until(const T& v, detail::Deadline d) {
         const std::size_t size = encoded_size(v);
         if (size <= ring_.max_record_payload())

@@ -49,7 +49,15 @@ protected:
             throw;
         }
     }
+    /// Over a mutex in caller-provided memory that outlives this object (a named segment): it is
+    /// initialised there when `initialise`, otherwise the one another process initialised is used.
+    /// Never destroyed or freed here, as other processes may go on using it.
+    SharedMutex(pthread_mutex_t* placed, bool initialise, bool recursive, const char* kind)
+        : mutex_(placed), kind_(kind), owned_(false) {
+        if (initialise) posix::robust_mutex_init(mutex_, recursive);
+    }
     ~SharedMutex() {
+        if (!owned_) return;
         posix::robust_mutex_destroy(mutex_);
         shared_delete(mutex_);
     }
@@ -84,6 +92,7 @@ private:
 
     pthread_mutex_t* mutex_;
     const char* kind_;
+    bool owned_ = true;
 };
 
 } // namespace detail
@@ -107,6 +116,11 @@ public:
     bool try_lock_until(std::chrono::time_point<C, D> t) { return do_lock_until(detail::Deadline::until(t)); }
     /// Throws StateError if the calling thread does not hold the lock.
     void unlock() { do_unlock(); }
+
+protected:
+    /// Over a mutex in caller-provided memory (NamedLock, the named containers); see SharedMutex.
+    /// `kind` names the class in error messages.
+    Lock(pthread_mutex_t* placed, bool initialise, const char* kind) : SharedMutex(placed, initialise, false, kind) {}
 };
 
 /// A re-entrant process-shared mutex (Python's RLock): its owner may lock it again and must unlock
@@ -175,6 +189,13 @@ public:
 protected:
     Semaphore(std::ptrdiff_t initial, const char* kind, std::uint64_t limit = max_value)
         : s_(check_initial(initial, kind)), limit_(limit), kind_(kind) {}
+    /// Over state in caller-provided memory that outlives this object (NamedSemaphore): `place` has
+    /// state_size() bytes aligned to state_alignment(). With `initial`, the state is built there;
+    /// without, the state another process built there is used.
+    Semaphore(void* place, std::optional<std::ptrdiff_t> initial, const char* kind)
+        : s_(detail::borrowed, place_state(place, initial, kind)), limit_(max_value), kind_(kind) {}
+    static constexpr std::size_t state_size() noexcept { return sizeof(State); }
+    static constexpr std::size_t state_alignment() noexcept { return alignof(State); }
 
 private:
     static constexpr std::uint64_t max_value = INT32_MAX;
@@ -189,6 +210,10 @@ private:
             throw ValueError(std::string(kind) + ": initial value must be in [0, " + std::to_string(max_value) + "], got " +
                              std::to_string(initial));
         return static_cast<std::uint32_t>(initial);
+    }
+    static State* place_state(void* place, std::optional<std::ptrdiff_t> initial, const char* kind) {
+        if (initial) return new (place) State(check_initial(*initial, kind));
+        return static_cast<State*>(place);
     }
 
     bool acquire_until(detail::Deadline d) {

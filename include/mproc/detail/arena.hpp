@@ -129,13 +129,23 @@ void shared_delete(T* p) noexcept {
     Arena::instance().deallocate(p);
 }
 
+/// Tag for a SharedBlock over an object placed elsewhere by its owner (a named segment, see
+/// shm_segment.hpp): the block neither constructs nor destroys nor frees it.
+struct Borrowed {
+    explicit Borrowed() = default;
+};
+inline constexpr Borrowed borrowed{};
+
 /// A shared-arena block of T that is freed with the owning object.
 template <class T>
 class SharedBlock {
 public:
     template <class... Args>
     explicit SharedBlock(Args&&... args) : p_(shared_new<T>(std::forward<Args>(args)...)) {}
-    ~SharedBlock() { shared_delete(p_); }
+    SharedBlock(Borrowed, T* placed) noexcept : p_(placed), owned_(false) {}
+    ~SharedBlock() {
+        if (owned_) shared_delete(p_);
+    }
     SharedBlock(const SharedBlock&) = delete;
     SharedBlock& operator=(const SharedBlock&) = delete;
     T* operator->() const noexcept { return p_; }
@@ -143,6 +153,7 @@ public:
 
 private:
     T* p_;
+    bool owned_ = true;
 };
 
 } // namespace mproc::detail

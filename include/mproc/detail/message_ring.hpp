@@ -51,14 +51,40 @@ public:
     /// `capacity_bytes` is rounded up to a power of two (at least 4 KiB); `maxsize` 0 means no limit
     /// on the number of messages. Throws ValueError for a capacity past 1 TiB.
     MessageRing(std::size_t capacity_bytes, std::size_t maxsize, const char* owner) : owner_(owner) {
-        if (capacity_bytes > max_capacity)
-            throw ValueError(std::string(owner) + ": capacity_bytes " + std::to_string(capacity_bytes) + " exceeds 1 TiB");
-        std::size_t cap = std::bit_ceil(std::max(capacity_bytes, min_capacity));
+        std::size_t cap = rounded_capacity(capacity_bytes, owner);
         void* mem = Arena::instance().allocate(sizeof(Header) + cap, alignof(Header));
         h_ = new (mem) Header(cap, maxsize);
         data_ = reinterpret_cast<std::byte*>(h_ + 1);
     }
+
+    // Rings in caller-provided memory (NamedQueue puts one in a named segment). The caller keeps the
+    // memory mapped while the ring is used and releases it; the destructor leaves the ring in place,
+    // as other processes may still use it.
+
+    /// The capacity a ring asked for `capacity_bytes` gets. Throws ValueError past 1 TiB.
+    static std::size_t rounded_capacity(std::size_t capacity_bytes, const char* owner) {
+        if (capacity_bytes > max_capacity)
+            throw ValueError(std::string(owner) + ": capacity_bytes " + std::to_string(capacity_bytes) + " exceeds 1 TiB");
+        return std::bit_ceil(std::max(capacity_bytes, min_capacity));
+    }
+    /// Bytes, aligned to `alignment`, that a ring of `capacity_bytes` occupies. Throws as above.
+    static std::size_t footprint(std::size_t capacity_bytes, const char* owner) {
+        return sizeof(Header) + rounded_capacity(capacity_bytes, owner);
+    }
+    static constexpr std::size_t alignment = 64;
+    /// Builds a ring in `memory` (footprint(capacity_bytes) bytes, aligned to `alignment`).
+    MessageRing(void* memory, std::size_t capacity_bytes, std::size_t maxsize, const char* owner)
+        : h_(new (memory) Header(rounded_capacity(capacity_bytes, owner), maxsize)),
+          data_(reinterpret_cast<std::byte*>(h_ + 1)), owner_(owner), owned_(false) {}
+    struct AttachTag {
+        explicit AttachTag() = default;
+    };
+    /// Uses the ring that the constructor above built in `memory`, maybe in another process.
+    MessageRing(AttachTag, void* memory, const char* owner)
+        : h_(static_cast<Header*>(memory)), data_(reinterpret_cast<std::byte*>(h_ + 1)), owner_(owner), owned_(false) {}
+
     ~MessageRing() {
+        if (!owned_) return;
         h_->~Header();
         Arena::instance().deallocate(h_);
     }
@@ -91,6 +117,8 @@ public:
     /// put waits for room without a deadline, unless the queue is closed, which aborts the message
     /// and throws QueueClosed.
     bool put_fragmented(std::span<const std::byte> bytes, Deadline d) {
+        if (bytes.size() <= max_record_payload()) // one record will do (an empty message too)
+            return put(bytes.size(), [&](std::byte* out) { std::copy(bytes.begin(), bytes.end(), out); }, d);
         SideLock lock(*this, h_->put, d, "put");
         if (!lock) return false;
         const std::size_t chunk = max_record_payload();
@@ -136,6 +164,7 @@ public:
             std::uint32_t size, kind;
             std::memcpy(&size, rec, 4);
             std::memcpy(&kind, rec + 4, 4);
+            check_record(head, size, kind);
             const std::span<const std::byte> payload(rec + header_bytes, size);
             const std::uint64_t next = head + record_bytes(size);
             switch (kind) {
@@ -202,6 +231,9 @@ public:
     }
     bool closed() const noexcept { return h_->closed.load() != 0; }
 
+    /// The data area, for tests and fuzzers that corrupt it on purpose.
+    std::span<std::byte> data_for_testing() noexcept { return {data_, h_->capacity}; }
+
 private:
     static constexpr std::size_t header_bytes = 8;
     enum Kind : std::uint32_t { pad = 0, whole = 1, fragment_first = 2, fragment_middle = 3, fragment_last = 4, abort_record = 5 };
@@ -219,7 +251,7 @@ private:
         std::uint64_t pending_pos = 0;
         std::uint64_t pending_count = 0;
     };
-    struct Header {
+    struct alignas(alignment) Header {
         Header(std::size_t cap, std::size_t max) : capacity(cap), maxsize(max) {}
         Side put;
         Side get;
@@ -294,6 +326,19 @@ private:
         notify(h_->room);
     }
 
+    // Shared memory is written by other processes: a record header is checked before it is trusted,
+    // so that a corrupted ring gives SerializationError, never a read outside the buffer.
+    void check_record(std::uint64_t head, std::uint32_t size, std::uint32_t kind) const {
+        const std::uint64_t published = h_->put.pos.load() - head;
+        const std::size_t to_end = h_->capacity - offset(head);
+        const bool ok = kind <= abort_record && record_bytes(size) <= std::min<std::uint64_t>(to_end, published) &&
+                        (kind != pad || size == to_end - header_bytes);
+        if (!ok)
+            throw SerializationError(std::string(owner_) + "::get: corrupted record at byte " + std::to_string(offset(head)) +
+                                     " (size " + std::to_string(size) + ", kind " + std::to_string(kind) +
+                                     "): the shared memory was overwritten");
+    }
+
     template <class Read>
     void deliver(Read& read, std::span<const std::byte> bytes, std::uint64_t next) {
         try {
@@ -352,6 +397,7 @@ private:
     Header* h_;
     std::byte* data_;
     const char* owner_;
+    bool owned_ = true;
 };
 
 } // namespace mproc::detail

@@ -1,0 +1,527 @@
+// mproc/shared_memory.hpp — memory, locks, queues and containers that unrelated processes share by
+// name: Python's multiprocessing.shared_memory.SharedMemory, and the Manager().dict() use case
+// without a server process.
+//
+// Everything else in mproc is shared with forked children only. The classes here live in named POSIX
+// shared memory objects (/dev/shm/mproc.<name>), so any process of the same user that knows the name
+// can use them: a second executable, a process started by a shell, a later run.
+//
+//   auto prices = mproc::SharedMap<std::string, double>::create("shop.prices");   // one program
+//   auto prices = mproc::SharedMap<std::string, double>::attach("shop.prices");   // another one
+//
+// Each class has create(name, ...) and attach(name, ...), which return the object (none is movable
+// but SharedMemory; C++17's guaranteed copy elision makes `auto x = T::create(...)` work).
+//
+// Names: 1 to 200 letters, digits, '.', '_' or '-', starting with a letter, a digit or '_'
+// (anything else is a ValueError). mproc adds the prefix "mproc.", so the object of "shop.prices" is
+// /dev/shm/mproc.shop.prices, and the cleanup helpers only ever touch mproc's own objects.
+//
+// Who removes the name: the creator. The object that create() returned removes the name when it is
+// destroyed (in the process that created it, not in its forked children), unless created with
+// CreateOptions{.unlink_on_close = false}; any handle may remove it earlier with unlink(). Removing a
+// name never takes memory away from a process that has attached: the memory goes when the last
+// mapping goes. Names are created with O_EXCL (an existing name is never taken over) and mode 0600.
+//
+// A creator that dies (crash, SIGKILL) cannot remove its names: they are then *stale*. Each segment
+// records its creator's pid and start time, so list_shared_memory() tells stale names from live ones
+// (a pid reused by another process does not count as the creator), and remove_stale_shared_memory()
+// or the `mproc-shm clean` command removes them. CreateOptions{.replace_stale = true} makes create()
+// replace a stale name instead of failing.
+//
+// Locks and crashes. NamedLock and the containers' locks are robust process-shared mutexes, with the
+// same OwnerDied semantics as mproc::Lock; NamedQueue is mproc's crash-safe ring (see queue.hpp).
+// A process killed in the middle of a SharedMap or SharedVector write makes the next operation throw
+// OwnerDied; the lock is released, but the container's internal structure may be damaged then.
+//
+// Thread-safety: every call on these objects is safe from several threads and processes at once,
+// except that one SharedMemory handle (its close(), moves) must not be raced. They may be used in
+// forked children of the process that created or attached them.
+#pragma once
+
+#include <bit>
+#include <chrono>
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <pthread.h>
+#include <span>
+#include <string>
+#include <string_view>
+#include <sys/types.h>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "codec.hpp"
+#include "detail/message_ring.hpp"
+#include "detail/posix/shm.hpp"
+#include "detail/shm_segment.hpp"
+#include "detail/shm_store.hpp"
+#include "errors.hpp"
+#include "queue.hpp"
+#include "sync.hpp"
+
+namespace mproc {
+
+/// How create() makes a named object.
+struct CreateOptions {
+    /// Permission bits of /dev/shm/mproc.<name>, applied exactly whatever the umask; must include 0600.
+    /// 0600 (the default): only this user can attach.
+    unsigned mode = 0600;
+    /// Whether the creator's destructor removes the name. With false, the name outlives its creator
+    /// (for a later process to attach); someone removes it with unlink() or unlink_shared_memory(),
+    /// and remove_stale_shared_memory() leaves it alone.
+    bool unlink_on_close = true;
+    /// If the name is taken by a stale object (its creator is gone), remove it and create anew
+    /// instead of failing. A name whose creator runs is never replaced.
+    bool replace_stale = false;
+};
+
+/// How attach() finds a named object.
+struct AttachOptions {
+    /// How long to wait for the name to appear, when its creator may not have made it yet.
+    /// 0 (the default): a missing name fails at once.
+    std::chrono::duration<double> wait{0};
+};
+
+namespace detail::shm {
+
+inline Segment::CreateParams params(const CreateOptions& o) { return {o.mode, o.unlink_on_close, o.replace_stale}; }
+inline Segment::AttachParams params(const AttachOptions& o, std::optional<std::size_t> size = std::nullopt) {
+    return {o.wait, size};
+}
+
+} // namespace detail::shm
+
+/// A block of bytes that unrelated processes share by name (Python's SharedMemory). Movable, not
+/// copyable; the destructor unmaps (and, in the creator, removes the name; see the top of this file).
+///
+/// The bytes start zeroed and are not synchronised: guard them with a NamedLock, or use atomics
+/// (std::atomic_ref) on suitably aligned offsets. buf() is 64-byte aligned.
+class SharedMemory {
+public:
+    /// Creates `name` with `size` bytes (at least 1). Throws ValueError (bad name, size or mode),
+    /// OSError (code() EEXIST: the name is taken; others from the system).
+    static SharedMemory create(std::string_view name, std::size_t size, CreateOptions options = {}) {
+        return SharedMemory(detail::shm::Segment::create(name, detail::shm::Kind::bytes, "", size,
+                                                         detail::shm::params(options), "SharedMemory::create"));
+    }
+    /// Attaches to `name`, whatever its size. Throws ValueError (bad name; it is not a SharedMemory),
+    /// OSError (code() ENOENT: no such name; EACCES: another user's), StateError (its creator died
+    /// before finishing it), TimeoutError.
+    static SharedMemory attach(std::string_view name, AttachOptions options = {}) {
+        return SharedMemory(detail::shm::Segment::attach(name, detail::shm::Kind::bytes, "", detail::shm::params(options),
+                                                         "SharedMemory::attach"));
+    }
+    /// As above, and throws ValueError unless `name` has exactly `size` bytes.
+    static SharedMemory attach(std::string_view name, std::size_t size, AttachOptions options = {}) {
+        return SharedMemory(detail::shm::Segment::attach(name, detail::shm::Kind::bytes, "",
+                                                         detail::shm::params(options, size), "SharedMemory::attach"));
+    }
+
+    SharedMemory(SharedMemory&&) noexcept = default;
+    SharedMemory& operator=(SharedMemory&&) noexcept = default;
+
+    /// The name given to create(), without the "mproc." prefix.
+    const std::string& name() const noexcept { return segment_.name(); }
+    /// The number of bytes; 0 after close().
+    std::size_t size() const noexcept { return segment_.mapped() ? size_ : 0; }
+    /// The bytes; empty after close().
+    std::span<std::byte> buf() const noexcept { return {segment_.payload(), size()}; }
+    std::byte* data() const noexcept { return segment_.payload(); }
+    /// True in the process that created it.
+    bool is_creator() const noexcept { return segment_.is_creator(); }
+    /// The pid of the process that created it.
+    pid_t creator_pid() const noexcept { return segment_.creator_pid(); }
+
+    /// Removes the name now (any process may). Returns false if it was already removed, or if the name
+    /// now belongs to another object (removed and created again), which is left alone. Mappings stay
+    /// valid. Throws OSError if the system refuses.
+    bool unlink() { return segment_.unlink(); }
+    /// Unmaps now (Python's close()); the creator also removes the name unless it keeps it. The
+    /// destructor does the same. buf() is empty afterwards.
+    void close() noexcept { segment_.close(); }
+
+private:
+    explicit SharedMemory(detail::shm::Segment s) : segment_(std::move(s)), size_(segment_.payload_size()) {
+        if (segment_.is_creator()) segment_.publish();
+    }
+    detail::shm::Segment segment_;
+    std::size_t size_;
+};
+
+/// A mproc::Lock that unrelated processes share by name: a robust process-shared mutex in a named
+/// segment. Everything mproc::Lock does, with the same errors (OwnerDied when a holder died holding
+/// it, in any process). Not copyable or movable.
+class NamedLock : private detail::shm::SegmentHolder, public Lock {
+public:
+    /// Throws as SharedMemory::create.
+    static NamedLock create(std::string_view name, CreateOptions options = {}) {
+        return NamedLock(detail::shm::Segment::create(name, detail::shm::Kind::lock, "", sizeof(pthread_mutex_t),
+                                                      detail::shm::params(options), "NamedLock::create"),
+                         true);
+    }
+    /// Throws as SharedMemory::attach; ValueError if `name` is not a NamedLock.
+    static NamedLock attach(std::string_view name, AttachOptions options = {}) {
+        return NamedLock(detail::shm::Segment::attach(name, detail::shm::Kind::lock, "", detail::shm::params(options),
+                                                      "NamedLock::attach"),
+                         false);
+    }
+    const std::string& name() const noexcept { return segment_.name(); }
+    /// As SharedMemory::unlink.
+    bool unlink() { return segment_.unlink(); }
+
+private:
+    NamedLock(detail::shm::Segment s, bool creating)
+        : SegmentHolder(std::move(s)), Lock(reinterpret_cast<pthread_mutex_t*>(segment_.payload()), creating, "NamedLock") {
+        if (creating) segment_.publish();
+    }
+};
+
+/// A mproc::Semaphore that unrelated processes share by name (POSIX's sem_open, in mproc's terms).
+/// It has no owner: permits taken by a process that dies are not returned, so bound such waits.
+class NamedSemaphore : private detail::shm::SegmentHolder, public Semaphore {
+public:
+    /// Throws ValueError for an initial value outside [0, 2^31), else as SharedMemory::create.
+    static NamedSemaphore create(std::string_view name, std::ptrdiff_t initial = 1, CreateOptions options = {}) {
+        return NamedSemaphore(detail::shm::Segment::create(name, detail::shm::Kind::semaphore, "", Semaphore::state_size(),
+                                                           detail::shm::params(options), "NamedSemaphore::create"),
+                              initial);
+    }
+    /// Throws as SharedMemory::attach; ValueError if `name` is not a NamedSemaphore.
+    static NamedSemaphore attach(std::string_view name, AttachOptions options = {}) {
+        return NamedSemaphore(detail::shm::Segment::attach(name, detail::shm::Kind::semaphore, "",
+                                                           detail::shm::params(options), "NamedSemaphore::attach"),
+                              std::nullopt);
+    }
+    const std::string& name() const noexcept { return segment_.name(); }
+    bool unlink() { return segment_.unlink(); }
+
+private:
+    NamedSemaphore(detail::shm::Segment s, std::optional<std::ptrdiff_t> initial)
+        : SegmentHolder(std::move(s)), Semaphore(segment_.payload(), initial, "NamedSemaphore") {
+        if (initial) segment_.publish();
+    }
+};
+
+/// A mproc::Queue<T> that unrelated processes share by name: the same crash-safe ring, in a named
+/// segment of QueueOptions::capacity_bytes (rounded up to a power of two) plus a small header.
+/// Everything Queue<T> does (put, get, close...), with the same errors. Attaching checks that the
+/// queue was made for the same T (by type name: two different types of the same name are not caught).
+template <Serializable T>
+class NamedQueue : private detail::shm::SegmentHolder, public Queue<T> {
+public:
+    /// Throws ValueError (bad name or options), else as SharedMemory::create.
+    static NamedQueue create(std::string_view name, QueueOptions queue = {}, CreateOptions options = {}) {
+        const std::size_t bytes = detail::MessageRing::footprint(queue.capacity_bytes, "NamedQueue::create");
+        return NamedQueue(detail::shm::Segment::create(name, detail::shm::Kind::queue, detail::codec::type_name<T>(), bytes,
+                                                       detail::shm::params(options), "NamedQueue::create"),
+                          queue);
+    }
+    /// Throws as SharedMemory::attach; ValueError if `name` is not a NamedQueue<T>.
+    static NamedQueue attach(std::string_view name, AttachOptions options = {}) {
+        return NamedQueue(detail::shm::Segment::attach(name, detail::shm::Kind::queue, detail::codec::type_name<T>(),
+                                                       detail::shm::params(options), "NamedQueue::attach"),
+                          detail::MessageRing::AttachTag{});
+    }
+    const std::string& name() const noexcept { return segment_.name(); }
+    bool unlink() { return segment_.unlink(); }
+
+private:
+    NamedQueue(detail::shm::Segment s, const QueueOptions& q)
+        : SegmentHolder(std::move(s)),
+          Queue<T>(std::in_place, segment_.payload(), q.capacity_bytes, q.maxsize, "NamedQueue") {
+        segment_.publish();
+    }
+    NamedQueue(detail::shm::Segment s, detail::MessageRing::AttachTag tag)
+        : SegmentHolder(std::move(s)), Queue<T>(std::in_place, tag, segment_.payload(), "NamedQueue") {
+        const std::size_t cap = this->capacity_bytes();
+        if (!std::has_single_bit(cap) || detail::MessageRing::footprint(cap, "NamedQueue::attach") != segment_.payload_size())
+            throw ValueError("NamedQueue::attach: " + detail::shm::quoted(segment_.name()) +
+                             " is damaged: its ring does not match its size");
+    }
+};
+
+/// A dictionary that unrelated processes share by name: Python's Manager().dict() without a server
+/// process. A Boost.Interprocess map (boost::container::map with an interprocess allocator) lives in
+/// a named segment of `capacity_bytes`, guarded by a robust NamedLock-like mutex; every call takes
+/// it, so each call is atomic, and update() makes a read-modify-write atomic.
+///
+/// Keys and values: any serializable type (<mproc/codec.hpp>). Trivially copyable types are stored
+/// as they are, std::string as its bytes, anything else as its encoding; keys stored as they are must
+/// have operator<. Iteration (keys(), items()) is in key order: operator< for trivially copyable
+/// keys, std::string's order for strings, a fixed but unspecified order for other keys.
+///
+/// Capacity: every entry takes its node (about 48 bytes plus the key and value stored in place) and,
+/// for strings and encoded types, a block of their bytes (short strings up to ~20 bytes fit in the
+/// node). When the next entry does not fit, the call throws ValueError naming the capacity and
+/// leaves the map as it was. free_bytes() tells what is left.
+template <class K, class V>
+    requires detail::shm::MapKey<K> && Serializable<V>
+class SharedMap {
+    using Map = detail::shm::Map<K, V>;
+    using Store = detail::shm::ContainerStore<Map>;
+    using Kind = detail::shm::Kind;
+
+public:
+    static constexpr std::size_t default_capacity = std::size_t{1} << 20;
+
+    /// Creates an empty map with room for `capacity_bytes` (at least 4096) of entries and
+    /// bookkeeping. Throws ValueError (bad name, capacity or mode), else as SharedMemory::create.
+    static SharedMap create(std::string_view name, std::size_t capacity_bytes = default_capacity, CreateOptions options = {}) {
+        const std::size_t bytes = Store::payload_bytes(capacity_bytes, "SharedMap::create");
+        return SharedMap(
+            detail::shm::Segment::create(name, Kind::map, type(), bytes, detail::shm::params(options), "SharedMap::create"),
+            capacity_bytes);
+    }
+    /// Throws as SharedMemory::attach; ValueError if `name` is not a SharedMap<K, V>.
+    static SharedMap attach(std::string_view name, AttachOptions options = {}) {
+        return SharedMap(
+            detail::shm::Segment::attach(name, Kind::map, type(), detail::shm::params(options), "SharedMap::attach"));
+    }
+    SharedMap(const SharedMap&) = delete;
+    SharedMap& operator=(const SharedMap&) = delete;
+
+    // Every call below blocks on the map's lock (held only for the call) and throws OwnerDied if a
+    // process died holding it (see the top of this file).
+
+    /// Python's d[key] = value. Throws ValueError when full (the map is unchanged).
+    void set(const K& key, const V& value) {
+        detail::shm::Prepared<K> k(key);
+        detail::shm::Prepared<V> v(value);
+        store_.locked("set", [&](Map& m, detail::shm::SegmentManager* sm) {
+            if (auto it = m.find(k.probe()); it != m.end()) {
+                v.assign_to(it->second);
+            } else {
+                m.emplace(k.make(sm), v.make(sm));
+            }
+        });
+    }
+    /// Python's d.get(key): the value, or nullopt. Throws SerializationError if the bytes do not decode.
+    std::optional<V> get(const K& key) {
+        detail::shm::Prepared<K> k(key);
+        return store_.locked("get", [&](Map& m, detail::shm::SegmentManager*) -> std::optional<V> {
+            auto it = m.find(k.probe());
+            if (it == m.end()) return std::nullopt;
+            return detail::shm::load_stored<V>(it->second);
+        });
+    }
+    /// Python's `key in d`.
+    bool contains(const K& key) {
+        detail::shm::Prepared<K> k(key);
+        return store_.locked("contains", [&](Map& m, detail::shm::SegmentManager*) { return m.find(k.probe()) != m.end(); });
+    }
+    /// Python's d.pop(key, None) is not None: removes the entry; false if there was none.
+    bool erase(const K& key) {
+        detail::shm::Prepared<K> k(key);
+        return store_.locked("erase", [&](Map& m, detail::shm::SegmentManager*) {
+            auto it = m.find(k.probe());
+            if (it == m.end()) return false;
+            m.erase(it);
+            return true;
+        });
+    }
+    /// Atomically replaces the value of `key` with fn(old), where old is std::optional<V> (nullopt if
+    /// absent), and returns the new value: `hits.update("home", [](auto n) { return n.value_or(0) + 1; })`.
+    /// fn runs under the map's lock: keep it short, and do not call this map from it (StateError).
+    /// If fn throws, nothing changes. Throws ValueError when full (the old value stays).
+    template <class F>
+        requires std::convertible_to<std::invoke_result_t<F&, std::optional<V>>, V>
+    V update(const K& key, F fn) {
+        detail::shm::Prepared<K> k(key);
+        return store_.locked("update", [&](Map& m, detail::shm::SegmentManager* sm) -> V {
+            auto it = m.find(k.probe());
+            std::optional<V> old;
+            if (it != m.end()) old = detail::shm::load_stored<V>(it->second);
+            V now = fn(std::move(old));
+            detail::shm::Prepared<V> v(now);
+            if (it != m.end()) {
+                v.assign_to(it->second);
+            } else {
+                m.emplace(k.make(sm), v.make(sm));
+            }
+            return now;
+        });
+    }
+
+    /// The number of entries now.
+    std::size_t size() {
+        return store_.locked("size", [](Map& m, detail::shm::SegmentManager*) { return m.size(); });
+    }
+    bool empty() { return size() == 0; }
+    /// Removes every entry.
+    void clear() {
+        store_.locked("clear", [](Map& m, detail::shm::SegmentManager*) { m.clear(); });
+    }
+    /// The keys, in key order (a snapshot).
+    std::vector<K> keys() {
+        return store_.locked("keys", [](Map& m, detail::shm::SegmentManager*) {
+            std::vector<K> out;
+            out.reserve(m.size());
+            for (const auto& [k, v] : m) out.push_back(detail::shm::load_stored<K>(k));
+            return out;
+        });
+    }
+    /// The entries, in key order (a snapshot).
+    std::vector<std::pair<K, V>> items() {
+        return store_.locked("items", [](Map& m, detail::shm::SegmentManager*) {
+            std::vector<std::pair<K, V>> out;
+            out.reserve(m.size());
+            for (const auto& [k, v] : m) out.emplace_back(detail::shm::load_stored<K>(k), detail::shm::load_stored<V>(v));
+            return out;
+        });
+    }
+
+    /// The capacity given to create().
+    std::size_t capacity_bytes() const noexcept { return store_.capacity(); }
+    /// Bytes of the capacity still free (a snapshot; fragmentation may keep a large entry out).
+    std::size_t free_bytes() { return store_.free_bytes(); }
+    const std::string& name() const noexcept { return store_.segment().name(); }
+    /// As SharedMemory::unlink.
+    bool unlink() { return store_.segment().unlink(); }
+
+private:
+    SharedMap(detail::shm::Segment s, std::size_t capacity_bytes) : store_(std::move(s), capacity_bytes, "SharedMap") {}
+    explicit SharedMap(detail::shm::Segment s) : store_(std::move(s), "SharedMap") {}
+    static std::string type() { return detail::codec::type_name<K>() + ", " + detail::codec::type_name<V>(); }
+    Store store_;
+};
+
+/// A vector that unrelated processes share by name: Python's Manager().list() without a server. A
+/// Boost.Interprocess vector in a named segment of `capacity_bytes`, guarded by a robust mutex; every
+/// call takes it. Elements as SharedMap's values: any serializable type.
+///
+/// Capacity: elements stored in place take sizeof(T) each, strings and encoded types a slot of about
+/// 32 bytes plus their bytes. Growing the vector reallocates its slots (by 1.6x), and the old slots
+/// stay until the copy is done, so a vector grown one element at a time fills about half the
+/// capacity; reserve() the number expected to use nearly all of it. When an element does not fit,
+/// the call throws ValueError naming the capacity and leaves the vector as it was.
+template <Serializable T>
+class SharedVector {
+    using Vec = detail::shm::Vector<T>;
+    using Store = detail::shm::ContainerStore<Vec>;
+
+public:
+    static constexpr std::size_t default_capacity = std::size_t{1} << 20;
+
+    /// Creates an empty vector. Throws as SharedMap::create.
+    static SharedVector create(std::string_view name, std::size_t capacity_bytes = default_capacity, CreateOptions options = {}) {
+        const std::size_t bytes = Store::payload_bytes(capacity_bytes, "SharedVector::create");
+        return SharedVector(detail::shm::Segment::create(name, detail::shm::Kind::vector, detail::codec::type_name<T>(), bytes,
+                                                         detail::shm::params(options), "SharedVector::create"),
+                            capacity_bytes);
+    }
+    /// Throws as SharedMemory::attach; ValueError if `name` is not a SharedVector<T>.
+    static SharedVector attach(std::string_view name, AttachOptions options = {}) {
+        return SharedVector(detail::shm::Segment::attach(name, detail::shm::Kind::vector, detail::codec::type_name<T>(),
+                                                         detail::shm::params(options), "SharedVector::attach"));
+    }
+    SharedVector(const SharedVector&) = delete;
+    SharedVector& operator=(const SharedVector&) = delete;
+
+    // Every call blocks on the vector's lock, held only for the call, and throws OwnerDied as
+    // SharedMap's calls do.
+
+    /// Python's append. Throws ValueError when full (the vector is unchanged).
+    void push_back(const T& value) {
+        detail::shm::Prepared<T> v(value);
+        store_.locked("push_back", [&](Vec& vec, detail::shm::SegmentManager* sm) { vec.push_back(v.make(sm)); });
+    }
+    /// Removes and returns the last element; nullopt if empty.
+    std::optional<T> pop_back() {
+        return store_.locked("pop_back", [](Vec& vec, detail::shm::SegmentManager*) -> std::optional<T> {
+            if (vec.empty()) return std::nullopt;
+            T out = detail::shm::load_stored<T>(vec.back());
+            vec.pop_back();
+            return out;
+        });
+    }
+    /// The element at `i`. Throws ValueError when i >= size().
+    T at(std::size_t i) {
+        return store_.locked("at", [&](Vec& vec, detail::shm::SegmentManager*) { return detail::shm::load_stored<T>(vec[check(i, vec, "at")]); });
+    }
+    /// Replaces the element at `i`. Throws ValueError when i >= size(), or when full (unchanged).
+    void set(std::size_t i, const T& value) {
+        detail::shm::Prepared<T> v(value);
+        store_.locked("set", [&](Vec& vec, detail::shm::SegmentManager*) { v.assign_to(vec[check(i, vec, "set")]); });
+    }
+    /// Atomically replaces the element at `i` with fn(old) and returns it; fn runs under the lock
+    /// (see SharedMap::update). Throws ValueError when i >= size() or when full.
+    template <class F>
+        requires std::convertible_to<std::invoke_result_t<F&, T>, T>
+    T update(std::size_t i, F fn) {
+        return store_.locked("update", [&](Vec& vec, detail::shm::SegmentManager*) -> T {
+            auto& slot = vec[check(i, vec, "update")];
+            T now = fn(detail::shm::load_stored<T>(slot));
+            detail::shm::Prepared<T>(now).assign_to(slot);
+            return now;
+        });
+    }
+    /// Makes room for `n` elements in all, so that growing to n never reallocates. Throws ValueError
+    /// when that does not fit.
+    void reserve(std::size_t n) {
+        store_.locked("reserve", [&](Vec& vec, detail::shm::SegmentManager*) { vec.reserve(n); });
+    }
+    std::size_t size() {
+        return store_.locked("size", [](Vec& vec, detail::shm::SegmentManager*) { return vec.size(); });
+    }
+    bool empty() { return size() == 0; }
+    void clear() {
+        store_.locked("clear", [](Vec& vec, detail::shm::SegmentManager*) { vec.clear(); });
+    }
+    /// A copy of every element, in order (a snapshot).
+    std::vector<T> to_vector() {
+        return store_.locked("to_vector", [](Vec& vec, detail::shm::SegmentManager*) {
+            std::vector<T> out;
+            out.reserve(vec.size());
+            for (const auto& slot : vec) out.push_back(detail::shm::load_stored<T>(slot));
+            return out;
+        });
+    }
+
+    std::size_t capacity_bytes() const noexcept { return store_.capacity(); }
+    std::size_t free_bytes() { return store_.free_bytes(); }
+    const std::string& name() const noexcept { return store_.segment().name(); }
+    bool unlink() { return store_.segment().unlink(); }
+
+private:
+    SharedVector(detail::shm::Segment s, std::size_t capacity_bytes) : store_(std::move(s), capacity_bytes, "SharedVector") {}
+    explicit SharedVector(detail::shm::Segment s) : store_(std::move(s), "SharedVector") {}
+    std::size_t check(std::size_t i, const Vec& vec, const char* op) const {
+        if (i >= vec.size())
+            throw ValueError("SharedVector " + detail::shm::quoted(name()) + ": " + op + ": index " + std::to_string(i) +
+                             " is out of range (size " + std::to_string(vec.size()) + ")");
+        return i;
+    }
+    Store store_;
+};
+
+/// The mproc names in /dev/shm whose name (after the "mproc." prefix) starts with `name_prefix`,
+/// with what each holds and whether it is stale (see SharedMemoryInfo). Reads headers only; never
+/// waits or changes anything. Throws OSError if /dev/shm cannot be read.
+inline std::vector<SharedMemoryInfo> list_shared_memory(std::string_view name_prefix = "") {
+    return detail::shm::list(name_prefix);
+}
+
+/// Removes the stale names (creator gone; see SharedMemoryInfo::stale) whose name starts with
+/// `name_prefix`, and returns them. Processes still attached keep their memory. A name judged stale
+/// is removed at once; a name removed and created anew in between by another process would be
+/// removed too, a window of microseconds. Throws OSError if the system refuses.
+inline std::vector<std::string> remove_stale_shared_memory(std::string_view name_prefix = "") {
+    std::vector<std::string> removed;
+    for (const SharedMemoryInfo& info : detail::shm::list(name_prefix))
+        if (info.stale && detail::posix::shm_remove(detail::shm::system_path(info.name))) removed.push_back(info.name);
+    return removed;
+}
+
+/// Removes the name `name` (without the prefix) whatever holds it and whoever created it: for names
+/// kept on purpose, or an object that cannot be attached. Returns false if there was no such name.
+/// Throws ValueError for an empty name or one containing '/', OSError if the system refuses.
+inline bool unlink_shared_memory(std::string_view name) {
+    if (name.empty() || name.find('/') != std::string_view::npos)
+        throw ValueError("unlink_shared_memory: bad name " + detail::shm::quoted(name) + ": it is empty or contains '/'");
+    return detail::posix::shm_remove(detail::shm::system_path(name));
+}
+
+} // namespace mproc
