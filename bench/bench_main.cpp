@@ -1,17 +1,21 @@
-// bench_main.cpp — runs every mproc benchmark beside its raw OS baseline and ends with a table of
-// mproc/raw ratios against the targets.
+// bench_main.cpp — runs every mproc benchmark beside its baselines and ends with a table that
+// compares them, against the targets.
 //
-// Pairing is by name: "mproc/<case>" is compared with "raw/<case>" (and the same arguments, if any).
+// The table is declared in one place, `comparisons` below: each row compares two named cases by one
+// statistic (real time per iteration, or the items_per_second counter), or holds one case against an
+// absolute target. A case is named in full, prefix and arguments included ("mproc/Queue_1to1/64").
+// Cases that no row mentions are paired by name — "mproc/<case>" with "raw/<case>" — and compared by
+// time, for information.
 //
 // Unless the command line says otherwise, the run uses
 //   --benchmark_repetitions=5 --benchmark_enable_random_interleaving=true
 //   --benchmark_display_aggregates_only=true --benchmark_min_time=0.2
 // so the repetitions of every case are shuffled among those of all the others (machine noise then
-// falls on both sides of a pair alike) and each side of a pair is represented by its median.
+// falls on both sides of a pair alike) and each case is represented by its median.
 // Every --benchmark_* flag is passed through. Extra flag: --ratios_json=FILE writes the table as JSON.
 //
-// The exit code is 1 if a benchmark reported an error (a helper process failed, lost increments...),
-// never because a ratio missed its target: targets are reported, not asserted.
+// The exit code is 1 if a benchmark reported an error (a helper process failed, lost messages...),
+// never because a comparison missed its target: targets are reported, not asserted.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -21,6 +25,7 @@
 #include <iostream>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <unistd.h>
@@ -31,31 +36,63 @@
 
 namespace {
 
-struct Target {
-    std::string_view name; // the case, without the "mproc/" or "raw/" prefix and without suffixes
-    double max_ratio;      // <= 0: informational, no target
+/// What a comparison reads from a case: its median over the repetitions.
+enum class Statistic {
+    real_time,        // real time per iteration: lower is better
+    items_per_second, // the items_per_second counter (SetItemsProcessed): higher is better
+};
+
+/// One row of the final table. With a `baseline`, the ratio subject/baseline of the statistic is
+/// held against `target` (at most for time, at least for a rate); without one, the subject's own
+/// value is. A target of 0 makes the row informational.
+struct Comparison {
+    std::string_view subject;
+    std::string_view baseline; // empty: `target` is an absolute value of the statistic
+    Statistic statistic;
+    double target;
     std::string_view what;
 };
 
-// Table order; cases not listed here follow, alphabetically.
-constexpr Target targets[] = {
-    {"Lock_uncontended", 1.3, "lock+unlock, one process"},
-    {"Lock_contended_2proc", 1.3, "lock+unlock, another process hammers the lock"},
-    {"SharedValue_fetch_add", 1.1, "fetch_add(1), one process"},
-    {"Process_start_join", 1.2, "start+join of a child that does nothing"},
-    {"Lock_own_lock_each_2proc", 0.0, "info: two processes, a lock each (false sharing)"},
+using enum Statistic;
+
+// Table order. Cases that no row mentions follow, alphabetically, as mproc/raw time rows.
+constexpr Comparison comparisons[] = {
+    {"mproc/Lock_uncontended", "raw/Lock_uncontended", real_time, 1.3, "lock+unlock, one process"},
+    {"mproc/Lock_contended_2proc", "raw/Lock_contended_2proc", real_time, 1.3,
+     "lock+unlock, another process hammers the lock"},
+    {"mproc/SharedValue_fetch_add", "raw/SharedValue_fetch_add", real_time, 1.1, "fetch_add(1), one process"},
+    {"mproc/Process_start_join", "raw/Process_start_join", real_time, 1.2, "start+join of a child that does nothing"},
+    {"mproc/Lock_own_lock_each_2proc", "raw/Lock_own_lock_each_2proc", real_time, 0,
+     "two processes, a lock each (false sharing)"},
+
+    {"mproc/Queue_1to1/64", "", items_per_second, 15e6, "64-byte messages, one producer process -> one consumer"},
+    {"mproc/Queue_1to1/64", "boost/Queue_1to1/64", items_per_second, 2.0, "against Boost message_queue"},
+    {"mproc/Queue_1to1/64", "raw/Queue_1to1/64", items_per_second, 0, "against a lock-free SPSC ring (upper bound)"},
+    {"mproc/Queue_1to1/8", "boost/Queue_1to1/8", items_per_second, 0, "8-byte messages"},
+    {"mproc/Queue_1to1/8", "raw/Queue_1to1/8", items_per_second, 0, "8-byte messages, upper bound"},
+    {"mproc/Queue_1to1/4096", "boost/Queue_1to1/4096", items_per_second, 0, "4 KiB messages"},
+    {"mproc/Queue_1to1/4096", "raw/Queue_1to1/4096", items_per_second, 0, "4 KiB messages, upper bound"},
+    {"mproc/Queue_2to2/64", "boost/Queue_2to2/64", items_per_second, 0, "two producer processes -> two consumers"},
+
+    {"mproc/Pipe_round_trip/64", "raw/Pipe_round_trip/64", real_time, 1.15,
+     "send to a child that sends it back, against the same over a raw socketpair"},
+    {"mproc/Pipe_round_trip/4096", "raw/Pipe_round_trip/4096", real_time, 1.15, "the same, 4 KiB"},
+    {"mproc/Pipe_round_trip/64", "raw_pipe2/Pipe_round_trip/64", real_time, 0, "against two raw pipe(2)s"},
+    {"mproc/Pipe_round_trip/4096", "raw_pipe2/Pipe_round_trip/4096", real_time, 0, "against two raw pipe(2)s, 4 KiB"},
 };
 
 constexpr const char* reference_note =
     "Reference, measured on this kind of 2-core VM: raw robust mutex lock+unlock ~11 ns, Python\n"
-    "multiprocessing.Lock ~96 ns; raw fork+waitpid ~220 us, Python Process start+join ~2 ms.\n";
+    "multiprocessing.Lock ~96 ns; raw fork+waitpid ~220 us, Python Process start+join ~2 ms;\n"
+    "64-byte messages 1 -> 1, processes left where the scheduler puts them: raw lock-free shared-memory\n"
+    "ring ~33 M msg/s, Boost message_queue ~6.5 M msg/s, Python multiprocessing.Queue ~0.18 M msg/s;\n"
+    "raw pipe round trip ~33 us, Python Pipe ~38 us (the two processes on two CPUs).\n"
+    "Here the Queue cases pin producers and consumers to different CPUs, the Pipe cases both\n"
+    "processes to one CPU (bench/README.md says why); `taskset -c 0` puts everything on one CPU.\n";
 
-const Target* find_target(std::string_view pair) {
-    const std::string_view base = pair.substr(0, pair.find('/'));
-    for (const Target& t : targets)
-        if (t.name == base) return &t;
-    return nullptr;
-}
+bool lower_is_better(Statistic s) { return s == real_time; }
+
+std::string_view statistic_name(Statistic s) { return s == real_time ? "time" : "rate"; }
 
 double median(std::vector<double> v) {
     if (v.empty()) return std::nan("");
@@ -64,15 +101,24 @@ double median(std::vector<double> v) {
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
-std::string format_time(double ns) {
-    if (std::isnan(ns)) return "-";
+std::string format_value(Statistic s, double v) {
+    if (std::isnan(v)) return "-";
     char buf[32];
-    if (ns < 1e3)
-        std::snprintf(buf, sizeof buf, "%.2f ns", ns);
-    else if (ns < 1e6)
-        std::snprintf(buf, sizeof buf, "%.1f us", ns / 1e3);
-    else
-        std::snprintf(buf, sizeof buf, "%.2f ms", ns / 1e6);
+    if (s == real_time) {
+        if (v < 1e3)
+            std::snprintf(buf, sizeof buf, "%.2f ns", v);
+        else if (v < 1e6)
+            std::snprintf(buf, sizeof buf, "%.1f us", v / 1e3);
+        else
+            std::snprintf(buf, sizeof buf, "%.2f ms", v / 1e6);
+    } else {
+        if (v >= 1e6)
+            std::snprintf(buf, sizeof buf, "%.2f M/s", v / 1e6);
+        else if (v >= 1e3)
+            std::snprintf(buf, sizeof buf, "%.1f k/s", v / 1e3);
+        else
+            std::snprintf(buf, sizeof buf, "%.1f /s", v);
+    }
     return buf;
 }
 
@@ -85,31 +131,61 @@ std::string json_escape(std::string_view s) {
     return out;
 }
 
-/// One side of a pair: every repetition's real time per iteration, and the library's median
-/// aggregate when only aggregates are displayed.
-struct Side {
-    std::vector<double> samples_ns;
-    std::optional<double> median_ns;
+/// One statistic of one case: every repetition's value, and the library's median aggregate when
+/// only aggregates are displayed.
+struct Samples {
+    std::vector<double> runs;
+    std::optional<double> median_value;
+
+    double value() const { return median_value ? *median_value : median(runs); }
+};
+
+struct CaseResult {
+    Samples real_time_ns;
+    Samples items_per_second;
     long repetitions = 0;
 
-    double value() const { return median_ns ? *median_ns : median(samples_ns); }
-    bool empty() const { return samples_ns.empty() && !median_ns; }
+    double value(Statistic s) const { return (s == real_time ? real_time_ns : items_per_second).value(); }
 };
 
-struct PairRow {
-    std::string name;
-    double mproc_ns, raw_ns, ratio;
-    const Target* target;
-    long repetitions;
+/// A comparison with its names owned, and what the run measured for it.
+struct Row {
+    std::string subject, baseline; // case names; no baseline: an absolute target
+    Statistic statistic;
+    double target; // 0: informational
+    std::string what;
+    std::string label{}; // the rest is filled in by measure()
+    double subject_value = std::nan(""), baseline_value = std::nan("");
+    double ratio = std::nan(""); // subject/baseline; NaN when absolute or a side is missing
+    long repetitions = 0;
+
+    bool absolute() const { return baseline.empty(); }
+    bool has_target() const { return target > 0; }
+    /// The value the target applies to.
+    double measured() const { return absolute() ? subject_value : ratio; }
+    std::optional<bool> met() const {
+        if (!has_target() || std::isnan(measured())) return std::nullopt;
+        return lower_is_better(statistic) ? measured() <= target : measured() >= target;
+    }
 };
+
+/// "Queue_1to1/64 mproc/boost" when both cases share a name past their prefixes, else both names.
+std::string row_label(std::string_view subject, std::string_view baseline) {
+    auto prefix = [](std::string_view n) { return n.substr(0, n.find('/')); };
+    auto rest = [](std::string_view n) { return n.find('/') == n.npos ? n : n.substr(n.find('/') + 1); };
+    if (baseline.empty()) return std::string(rest(subject)) + " " + std::string(prefix(subject));
+    if (rest(subject) == rest(baseline))
+        return std::string(rest(subject)) + " " + std::string(prefix(subject)) + "/" + std::string(prefix(baseline));
+    return std::string(subject) + " / " + std::string(baseline);
+}
 
 /// Wraps one of Google Benchmark's reporters (ConsoleReporter by default): reports exactly as it
-/// does, and collects every run's real time per iteration to print the mproc/raw table at the end.
+/// does, and collects every case's statistics to print the comparison table at the end.
 template <class Base>
-class RatioReporter : public Base {
+class ComparisonReporter : public Base {
 public:
     template <class... Args>
-    RatioReporter(std::ostream* table_out, std::string ratios_json, Args&&... args)
+    ComparisonReporter(std::ostream* table_out, std::string ratios_json, Args&&... args)
         : Base(std::forward<Args>(args)...), table_out_(table_out), ratios_json_(std::move(ratios_json)) {}
 
     void ReportRuns(const std::vector<benchmark::BenchmarkReporter::Run>& runs) override {
@@ -119,7 +195,7 @@ public:
 
     void Finalize() override {
         Base::Finalize();
-        const std::vector<PairRow> rows = pair_rows();
+        const std::vector<Row> rows = table_rows();
         std::ostream& out = table_out_ ? *table_out_ : this->GetOutputStream();
         print_table(out, rows);
         if (!ratios_json_.empty()) write_json(rows);
@@ -133,108 +209,135 @@ private:
             errors_ = true;
             return;
         }
-        // The pair is the case name and its arguments; run settings such as "/real_time" or
-        // "/repeats:5" are left out of it.
-        const std::string& fn = run.run_name.function_name;
-        bool is_mproc;
-        std::string key;
-        if (fn.rfind("mproc/", 0) == 0) {
-            is_mproc = true;
-            key = fn.substr(6);
-        } else if (fn.rfind("raw/", 0) == 0) {
-            is_mproc = false;
-            key = fn.substr(4);
-        } else {
-            return;
-        }
+        // A case is its name and arguments; run settings such as "/real_time" or "/repeats:5" are
+        // left out of it.
+        std::string key = run.run_name.function_name;
         if (!run.run_name.args.empty()) key += "/" + run.run_name.args;
-        if (std::find(order_.begin(), order_.end(), key) == order_.end()) order_.push_back(key);
-        Side& side = is_mproc ? sides_[key].first : sides_[key].second;
+        CaseResult& c = cases_[key];
         const double ns = run.GetAdjustedRealTime() * 1e9 / benchmark::GetTimeUnitMultiplier(run.time_unit);
-        if (run.run_type == benchmark::BenchmarkReporter::Run::RT_Aggregate) {
-            if (run.aggregate_name == "median") side.median_ns = ns;
-        } else {
-            side.samples_ns.push_back(ns);
-        }
-        side.repetitions = std::max<long>(side.repetitions, static_cast<long>(run.repetitions));
+        const auto items = run.counters.find("items_per_second");
+        const bool aggregate = run.run_type == benchmark::BenchmarkReporter::Run::RT_Aggregate;
+        if (aggregate && run.aggregate_name != "median") return;
+        auto add = [aggregate](Samples& s, double v) {
+            if (aggregate)
+                s.median_value = v;
+            else
+                s.runs.push_back(v);
+        };
+        add(c.real_time_ns, ns);
+        if (items != run.counters.end()) add(c.items_per_second, items->second.value);
+        c.repetitions = std::max<long>(c.repetitions, static_cast<long>(run.repetitions));
     }
 
-    std::vector<PairRow> pair_rows() const {
-        std::vector<std::string> keys = order_;
-        auto rank = [](const std::string& k) {
-            const Target* t = find_target(k);
-            return t ? static_cast<std::size_t>(t - targets) : std::size(targets);
+    /// Fills in `r`'s label and what the run measured for its cases.
+    Row measure(Row r) const {
+        auto find = [&](const std::string& name) -> const CaseResult* {
+            const auto it = cases_.find(name);
+            return it == cases_.end() ? nullptr : &it->second;
         };
-        std::stable_sort(keys.begin(), keys.end(), [&](const std::string& a, const std::string& b) {
-            return rank(a) != rank(b) ? rank(a) < rank(b) : a < b;
-        });
-        std::vector<PairRow> rows;
-        for (const std::string& k : keys) {
-            const auto& [m, r] = sides_.at(k);
-            const double mv = m.empty() ? std::nan("") : m.value();
-            const double rv = r.empty() ? std::nan("") : r.value();
-            rows.push_back({k, mv, rv, mv / rv, find_target(k), std::max(m.repetitions, r.repetitions)});
+        r.label = row_label(r.subject, r.baseline);
+        if (const CaseResult* c = find(r.subject)) {
+            r.subject_value = c->value(r.statistic);
+            r.repetitions = c->repetitions;
         }
+        if (const CaseResult* c = r.absolute() ? nullptr : find(r.baseline)) {
+            r.baseline_value = c->value(r.statistic);
+            r.repetitions = std::max(r.repetitions, c->repetitions);
+        }
+        r.ratio = r.subject_value / r.baseline_value; // NaN if either is missing
+        return r;
+    }
+
+    std::vector<Row> table_rows() const {
+        std::vector<Row> rows;
+        std::set<std::string, std::less<>> mentioned;
+        for (const Comparison& c : comparisons) {
+            mentioned.emplace(c.subject);
+            if (!c.baseline.empty()) mentioned.emplace(c.baseline);
+            // Rows of cases that were filtered out are left out.
+            if (cases_.count(std::string(c.subject)) || cases_.count(std::string(c.baseline)))
+                rows.push_back(measure({std::string(c.subject), std::string(c.baseline), c.statistic, c.target,
+                                        std::string(c.what)}));
+        }
+        // The rest, paired by name; cases_ is sorted, so they come alphabetically.
+        std::set<std::string> pairs;
+        for (const auto& entry : cases_) {
+            const std::string& name = entry.first;
+            if (mentioned.count(name)) continue;
+            for (std::string_view prefix : {"mproc/", "raw/"})
+                if (name.rfind(prefix, 0) == 0) pairs.insert(name.substr(prefix.size()));
+        }
+        for (const std::string& p : pairs)
+            rows.push_back(measure({"mproc/" + p, "raw/" + p, real_time, 0, "paired by name"}));
         return rows;
     }
 
-    static void print_table(std::ostream& out, const std::vector<PairRow>& rows) {
+    static void print_table(std::ostream& out, const std::vector<Row>& rows) {
         if (rows.empty()) return;
-        std::size_t width = 4;
+        std::size_t width = 10;
         long reps = 0;
-        for (const PairRow& r : rows) {
-            width = std::max(width, r.name.size());
+        for (const Row& r : rows) {
+            width = std::max(width, r.label.size());
             reps = std::max(reps, r.repetitions);
         }
-        std::string line(width + 52, '-');
+        const std::string line(width + 67, '-');
         char buf[512];
-        out << "\nmproc / raw: real time per iteration"
-            << (reps > 1 ? ", median of " + std::to_string(reps) + " repetitions" : std::string()) << "\n"
+        out << "\nmproc against its baselines: median"
+            << (reps > 1 ? " of " + std::to_string(reps) + " repetitions" : std::string())
+            << "; time = real time per iteration, rate = items (messages) per second\n"
             << line << "\n";
-        std::snprintf(buf, sizeof buf, "%-*s %12s %12s %7s %8s  %s\n", static_cast<int>(width), "pair", "mproc", "raw",
-                      "ratio", "target", "met?");
+        std::snprintf(buf, sizeof buf, "%-*s %4s %12s %12s %7s %13s  %s\n", static_cast<int>(width), "comparison", "by",
+                      "mproc", "baseline", "ratio", "target", "met?");
         out << buf << line << "\n";
-        for (const PairRow& r : rows) {
-            char target[16] = "-";
-            const char* met = "n/a";
-            const bool has_target = r.target && r.target->max_ratio > 0;
-            if (has_target) {
-                std::snprintf(target, sizeof target, "<= %.2f", r.target->max_ratio);
-                met = std::isnan(r.ratio) ? "n/a" : r.ratio <= r.target->max_ratio ? "yes" : "NO";
-            }
-            char ratio[16] = "-";
+        for (const Row& r : rows) {
+            const Statistic s = r.statistic;
+            const char* bound = lower_is_better(s) ? "<=" : ">=";
+            char ratio[16] = "-", target[32] = "-";
             if (!std::isnan(r.ratio)) std::snprintf(ratio, sizeof ratio, "%.3f", r.ratio);
-            std::snprintf(buf, sizeof buf, "%-*s %12s %12s %7s %8s  %s\n", static_cast<int>(width), r.name.c_str(),
-                          format_time(r.mproc_ns).c_str(), format_time(r.raw_ns).c_str(), ratio, target, met);
+            if (r.has_target() && r.absolute())
+                std::snprintf(target, sizeof target, "%s %s", bound, format_value(s, r.target).c_str());
+            else if (r.has_target())
+                std::snprintf(target, sizeof target, "%s %.2f", bound, r.target);
+            const std::optional<bool> met = r.met();
+            const char* met_text = !r.has_target() ? "-" : !met ? "n/a" : *met ? "yes" : "NO";
+            std::snprintf(buf, sizeof buf, "%-*s %4s %12s %12s %7s %13s  %s\n", static_cast<int>(width),
+                          r.label.c_str(), std::string(statistic_name(s)).c_str(),
+                          format_value(s, r.subject_value).c_str(), format_value(s, r.baseline_value).c_str(), ratio,
+                          target, met_text);
             out << buf;
         }
         out << line << "\n" << reference_note << std::flush;
     }
 
-    void write_json(const std::vector<PairRow>& rows) const {
+    void write_json(const std::vector<Row>& rows) const {
         std::ofstream f(ratios_json_);
         if (!f) {
             std::cerr << "mproc_bench: cannot write " << ratios_json_ << "\n";
             return;
         }
         auto num = [](double v) { return std::isnan(v) ? std::string("null") : std::to_string(v); };
-        f << "{\n  \"pairs\": [";
+        auto str = [](std::string_view v) { return v.empty() ? std::string("null") : "\"" + json_escape(v) + "\""; };
+        f << "{\n  \"comparisons\": [";
         for (std::size_t i = 0; i < rows.size(); ++i) {
-            const PairRow& r = rows[i];
-            const bool has_target = r.target && r.target->max_ratio > 0;
-            f << (i ? ",\n" : "\n") << "    {\"name\": \"" << json_escape(r.name) << "\", \"mproc_ns\": " << num(r.mproc_ns)
-              << ", \"raw_ns\": " << num(r.raw_ns) << ", \"ratio\": " << num(r.ratio)
-              << ", \"target\": " << (has_target ? num(r.target->max_ratio) : "null") << ", \"met\": "
-              << (has_target && !std::isnan(r.ratio) ? (r.ratio <= r.target->max_ratio ? "true" : "false") : "null")
-              << ", \"repetitions\": " << r.repetitions << "}";
+            const Row& r = rows[i];
+            const std::optional<bool> met = r.met();
+            f << (i ? ",\n" : "\n") << "    {\"label\": " << str(r.label) << ", \"subject\": " << str(r.subject)
+              << ", \"baseline\": " << str(r.baseline) << ", \"statistic\": \""
+              << (r.statistic == real_time ? "real_time_ns" : "items_per_second") << "\", \"subject_value\": "
+              << num(r.subject_value) << ", \"baseline_value\": " << num(r.baseline_value)
+              << ", \"ratio\": " << num(r.ratio) << ", \"goal\": "
+              << (r.has_target() ? (lower_is_better(r.statistic) ? "\"at_most\"" : "\"at_least\"") : "null")
+              << ", \"target\": " << (r.has_target() ? num(r.target) : "null")
+              << ", \"target_applies_to\": " << (r.absolute() ? "\"subject_value\"" : "\"ratio\"")
+              << ", \"met\": " << (met ? (*met ? "true" : "false") : "null") << ", \"repetitions\": " << r.repetitions
+              << ", \"what\": " << str(r.what) << "}";
         }
         f << "\n  ]\n}\n";
     }
 
     std::ostream* table_out_;
     std::string ratios_json_;
-    std::vector<std::string> order_;
-    std::map<std::string, std::pair<Side, Side>> sides_; // mproc, raw
+    std::map<std::string, CaseResult> cases_;
     bool errors_ = false;
 };
 
@@ -267,14 +370,14 @@ void print_help() {
     benchmark::PrintDefaultHelp();
     std::fprintf(stdout,
                  "\nmproc_bench:\n"
-                 "          [--ratios_json=<file>]   also write the mproc/raw ratio table as JSON\n"
+                 "          [--ratios_json=<file>]   also write the comparison table as JSON\n"
                  "  Defaults unless given: --benchmark_repetitions=5 --benchmark_min_time=0.2\n"
                  "    --benchmark_enable_random_interleaving=true --benchmark_display_aggregates_only=true\n");
 }
 
 template <class Base, class... Args>
 int run(std::ostream* table_out, const std::string& ratios_json, Args&&... args) {
-    RatioReporter<Base> reporter(table_out, ratios_json, std::forward<Args>(args)...);
+    ComparisonReporter<Base> reporter(table_out, ratios_json, std::forward<Args>(args)...);
     benchmark::RunSpecifiedBenchmarks(&reporter);
     return reporter.errors() ? 1 : 0;
 }

@@ -310,7 +310,7 @@ TEST_CASE("strings round-trip, empty, embedded zeros and long") {
     round_trip(std::u16string(u"wide"));
 }
 
-TEST_CASE("vectors of every kind of element round-trip; trivially copyable ones as one block") {
+TEST_CASE("vectors of every kind of element round-trip: trivially copyable ones as one block") {
     CHECK(round_trip(std::vector<int>{}) == bytes_of({0}));
     auto ints = round_trip(std::vector<int>{1, 2, 3});
     CHECK(ints.size() == 1 + 3 * sizeof(int));

@@ -5,7 +5,8 @@
 // guarantee. Each case runs on every rank; after each one the ranks add up their failures, and rank 0
 // prints "PASS <case>" or "FAIL: <case>", then "<N> passed, <M> failed". Every rank exits non-zero if
 // any check failed on any rank. A watchdog ends a rank that spends over 60 s in one case (a hang in
-// a collective call), which mpirun turns into the end of the job.
+// a collective call), which mpirun turns into the end of the job. With an argument, it runs one of
+// the broken programs below instead.
 #include <mproc/mproc.hpp>
 
 // The component is opt-in: the umbrella header must not pull MPI in.
@@ -430,13 +431,15 @@ void slow_rank_gets_fewer_chunks(mpi::Pool& pool) {
             std::printf("  chunksize %zu: chunks per rank%s; items per rank%s; %.3f s\n", cs, chunks.c_str(), items.c_str(), st.seconds);
             std::fflush(stdout);
         }
-        // The slow rank computes less than the others do on average, and rank 0 (which computes
-        // whenever it has nothing to hand out) takes more chunks than it. With one item per chunk,
-        // the slow rank holds one chunk at a time until its first answer, two at most after.
+        // The slow rank computes less than the others do on average. With one item per chunk it
+        // holds one chunk until its first answer and two at most after, so it takes fewer chunks than
+        // rank 0, which computes one whenever it has nothing to hand out.
         const std::size_t others = in.size() - st.items[1];
         CHECK(st.items[1] * static_cast<std::size_t>(g_size - 1) < others);
-        CHECK(st.chunks[1] < st.chunks[0]);
-        if (cs == 1) CHECK(st.items[1] * 4 < in.size());
+        if (cs == 1) {
+            CHECK(st.chunks[1] < st.chunks[0]);
+            CHECK(st.items[1] * 4 < in.size());
+        }
     }
 }
 
@@ -498,11 +501,37 @@ void barrier_returns_on_every_rank(mpi::Pool& pool) {
 
 } // namespace
 
+// What MPI and the pool do with a broken program, run as separate ctest tests that expect the job to
+// end (not hang) with the message checked by their PASS_REGULAR_EXPRESSION:
+//   --out-of-step  rank 1 makes a map that rank 0 does not: the pool aborts the job, saying so;
+//   --rank-dies    rank 1 is killed by SIGKILL in the middle of a map: mpirun ends the whole job.
+int broken_program(const std::string& mode) {
+    ::alarm(60);
+    {
+        mpi::Pool pool;
+        const auto in = iota_vector(100);
+        if (mode == "--out-of-step") {
+            if (g_rank == 1) pool.map(square, in);
+            pool.map(square, in); // rank 0 is done after this one, and destroys its pool
+        } else if (mode == "--rank-dies") {
+            pool.map([](int x) {
+                if (g_rank == 1) std::raise(SIGKILL);
+                return x;
+            }, in, 1);
+        }
+    }
+    // Only if the job was not ended does every rank get past this barrier.
+    MPI_Barrier(MPI_COMM_WORLD);
+    std::printf("FAIL: rank %d: %s did not end the job\n", g_rank, mode.c_str());
+    return 1;
+}
+
 int main(int argc, char** argv) {
     mpi::Environment env(argc, argv);
     g_rank = env.rank();
     g_size = env.size();
     std::signal(SIGALRM, on_alarm);
+    if (argc > 1) return broken_program(argv[1]);
 
     mpi::Pool pool;
     struct Case {

@@ -226,8 +226,10 @@ struct MapStats {
 };
 
 /// A pool of MPI ranks with the fork-based Pool's map, starmap, imap, imap_unordered and apply. Every
-/// member function that communicates is collective (see the top of this header). Not copyable or
-/// movable; use it from the thread that created the Environment.
+/// member function that communicates is collective (see the top of this header) and blocks until the
+/// call is over on this rank. Not copyable or movable. Thread-safety: use it from the thread that
+/// created the Environment (MPI_THREAD_FUNNELED), one call at a time; never from a forked child (a
+/// child of an MPI process must not call MPI).
 class Pool {
 public:
     /// Over MPI_COMM_WORLD.
@@ -243,8 +245,15 @@ public:
     }
     Pool(const Pool&) = delete;
     Pool& operator=(const Pool&) = delete;
-    /// Collective (frees the pool's communicator). Must run before the Environment's destructor.
-    ~Pool() = default;
+    /// Collective: rank 0 tells every rank the pool is going, so that a rank which made fewer or more
+    /// calls than rank 0 is caught here (the job is aborted with a message saying so) rather than
+    /// left waiting; then the pool's communicator is freed. Must run before the Environment's
+    /// destructor; does nothing once MPI is finalized.
+    ~Pool() {
+        int finalized = 1;
+        if (MPI_Finalized(&finalized) != MPI_SUCCESS || finalized) return;
+        in_step(detail::mpi::Op::close, [&] { close_on_every_rank(); });
+    }
 
     /// This rank in the pool's communicator, and the number of ranks.
     int rank() const noexcept { return comm_.rank(); }
@@ -324,8 +333,9 @@ public:
     /// destroyed: leaving the loop early is fine). On rank 0 the loop yields the results; on the others
     /// it yields nothing (it serves chunks until rank 0 is done), or, with ResultsOn::all_ranks, the
     /// same results as rank 0. A failed chunk yields its RemoteError once, in place of its items, on
-    /// the ranks that get results. `inputs` must outlive the loop. `chunksize` 0 adapts chunks to
-    /// about 2 ms of work each, from the rate measured so far.
+    /// the ranks that get results. `inputs` must outlive the loop if it is an lvalue; a temporary is
+    /// moved into the returned range. `chunksize` 0 adapts chunks to about 2 ms of work each, from
+    /// the rate measured so far.
     template <class F, std::ranges::input_range Range>
     auto imap(F f, Range&& inputs, std::size_t chunksize = 0) {
         return make_lazy<true>(detail::mpi::Op::imap, std::move(f), std::forward<Range>(inputs), chunksize);
@@ -352,6 +362,32 @@ private:
     template <class Call>
     detail::mpi::CallId next_call(detail::mpi::Op op) {
         return detail::mpi::CallId{++calls_, detail::mpi::signature_of<Call>() ^ static_cast<std::uint64_t>(op), op};
+    }
+
+    void close_on_every_rank() {
+        using detail::mpi::Header;
+        const Header close{calls_ + 1, 0, 0, 0, static_cast<std::uint32_t>(detail::mpi::Op::close), 0};
+        std::vector<std::byte> message(sizeof close);
+        if (is_root()) {
+            std::memcpy(message.data(), &close, sizeof close);
+            std::vector<MPI_Request> sent;
+            for (int r = 1; r < size(); ++r) sent.push_back(comm_.isend(r, detail::mpi::close_tag, message));
+            for (MPI_Request& req : sent) detail::mpi::Communicator::wait(req);
+            return;
+        }
+        detail::mpi::Incoming in = comm_.probe(0, MPI_ANY_TAG);
+        detail::mpi::Communicator::receive(in, message);
+        Header h{};
+        if (message.size() >= sizeof h) std::memcpy(&h, message.data(), sizeof h);
+        if (in.tag != detail::mpi::close_tag || h.call != close.call) {
+            const bool known = h.op >= 1 && h.op <= 6;
+            comm_.abort_job("mpi::Pool calls out of step: this rank destroys its pool after " + std::to_string(calls_) +
+                            " call(s), but rank 0 " +
+                            (in.tag == detail::mpi::close_tag ? "made " + std::to_string(h.call - 1) + " call(s)"
+                                                              : "is in call #" + std::to_string(h.call) + " (" +
+                                                                    (known ? detail::mpi::op_name(static_cast<detail::mpi::Op>(h.op)) : "?") + ")") +
+                            ". Every rank must make the same mpi::Pool calls in the same order");
+        }
     }
 
     RemoteError remote_error(detail::mpi::Op op, const detail::mpi::Failure& f) const {
@@ -419,8 +455,15 @@ private:
             bool more() const noexcept { return plan.more(); }
             std::uint64_t take(std::vector<Item>& items) {
                 const std::size_t count = plan.next();
-                items.reserve(count);
-                for (std::size_t k = 0; k < count; ++k, ++next) items.push_back(static_cast<Item>(*next));
+                if constexpr (std::ranges::forward_range<const Range> && std::is_same_v<std::ranges::range_value_t<const Range>, Item>) {
+                    // One copy (a memcpy for contiguous trivially copyable items).
+                    auto last = std::ranges::next(next, static_cast<std::ranges::range_difference_t<const Range>>(count));
+                    items.assign(next, last);
+                    next = last;
+                } else {
+                    items.reserve(count);
+                    for (std::size_t k = 0; k < count; ++k, ++next) items.push_back(static_cast<Item>(*next));
+                }
                 const std::uint64_t first = at;
                 at += count;
                 return first;
@@ -465,8 +508,8 @@ private:
         if (!is_root()) decode_into(bytes, results);
     }
 
-    // The range is kept as std::views::all keeps it: a reference to an lvalue, a copy of a view, the
-    // container itself if it was a temporary (so `pool.imap(f, make_inputs())` is safe).
+    // The range is kept by reference if it is an lvalue, moved into the LazyMap if it is a temporary
+    // (so `pool.imap(f, make_inputs())` is safe).
     template <bool Ordered, class F, class Range>
     auto make_lazy(detail::mpi::Op op, F f, Range&& inputs, std::size_t chunksize) {
         using Item = std::remove_cvref_t<std::ranges::range_value_t<Range>>;
@@ -475,9 +518,8 @@ private:
         static_assert(Serializable<std::vector<Item>>, "mproc::mpi::Pool::imap: the input elements are not serializable (see <mproc/codec.hpp>)");
         static_assert(Serializable<std::vector<typename Call::Result>>,
                       "mproc::mpi::Pool::imap: the function's results are not serializable (see <mproc/codec.hpp>)");
-        using View = std::views::all_t<Range>;
-        return LazyMap<Item, Call, View, Ordered>(*this, next_call<Call>(op), Call{std::move(f)},
-                                                  std::views::all(std::forward<Range>(inputs)), chunksize);
+        return LazyMap<Item, Call, Range, Ordered>(*this, next_call<Call>(op), Call{std::move(f)}, std::forward<Range>(inputs),
+                                                   chunksize);
     }
 
     detail::mpi::Communicator comm_;
@@ -489,13 +531,17 @@ private:
 };
 
 /// The range imap and imap_unordered return: iterate it once, on every rank (or destroy it).
-/// `View` holds the inputs (see make_lazy); only rank 0 reads them.
-template <class Item, class Call, class View, bool Ordered>
+/// `Range` is the inputs' type as imap received it: an lvalue reference (the range is referred to) or
+/// not (a temporary, moved in). Only rank 0 reads the inputs.
+template <class Item, class Call, class Range, bool Ordered>
 class Pool::LazyMap {
     using R = typename Call::Result;
     using Dispatcher = detail::mpi::Dispatcher<Item, R, Call>;
     using Server = detail::mpi::Server<Item, R, Call>;
     using Clock = std::chrono::steady_clock;
+    static constexpr bool by_reference = std::is_lvalue_reference_v<Range>;
+    using Inputs = std::conditional_t<by_reference, std::remove_reference_t<Range>, std::remove_cvref_t<Range>>;
+    using Held = std::conditional_t<by_reference, Inputs*, Inputs>;
 
     struct Chunk {
         std::uint64_t seq = 0;
@@ -506,10 +552,11 @@ class Pool::LazyMap {
     };
 
 public:
-    LazyMap(Pool& pool, detail::mpi::CallId id, Call call, View inputs, std::size_t chunksize)
-        : pool_(pool), id_(id), call_(std::move(call)), inputs_(std::move(inputs)), fixed_(chunksize), start_(Clock::now()) {
+    LazyMap(Pool& pool, detail::mpi::CallId id, Call call, Range&& range, std::size_t chunksize)
+        : pool_(pool), id_(id), call_(std::move(call)), held_(hold(std::forward<Range>(range))), fixed_(chunksize),
+          start_(Clock::now()) {
         if (pool_.is_root()) {
-            it_.emplace(std::ranges::begin(inputs_));
+            it_.emplace(std::ranges::begin(inputs()));
             dispatcher_.emplace(pool_.comm_, id_, call_, pool_.root_computes_);
         } else {
             server_.emplace(pool_.comm_, id_, call_);
@@ -559,7 +606,7 @@ private:
     struct Source {
         LazyMap& m;
         bool more() const {
-            if (m.stopped_ || *m.it_ == std::ranges::end(m.inputs_)) return false;
+            if (m.stopped_ || *m.it_ == std::ranges::end(m.inputs())) return false;
             const std::size_t ahead = m.dispatcher_->outstanding() + m.settled_.size() + m.ready_.size();
             return ahead < 2 * static_cast<std::size_t>(m.pool_.size()) + 1;
         }
@@ -567,12 +614,25 @@ private:
             const std::size_t want = m.next_chunk_size();
             items.reserve(std::min<std::size_t>(want, 65536));
             auto& it = *m.it_;
-            for (; items.size() < want && it != std::ranges::end(m.inputs_); ++it) items.push_back(static_cast<Item>(*it));
+            for (; items.size() < want && it != std::ranges::end(m.inputs()); ++it) items.push_back(static_cast<Item>(*it));
             const std::uint64_t first = m.taken_;
             m.taken_ += items.size();
             return first;
         }
     };
+
+    static Held hold(Range&& range) {
+        if constexpr (by_reference)
+            return &range;
+        else
+            return Held(std::move(range));
+    }
+    Inputs& inputs() {
+        if constexpr (by_reference)
+            return *held_;
+        else
+            return held_;
+    }
 
     const R& current() {
         if (current_error_) std::rethrow_exception(current_error_);
@@ -703,8 +763,8 @@ private:
     Pool& pool_;
     detail::mpi::CallId id_;
     Call call_;
-    View inputs_;
-    std::optional<std::ranges::iterator_t<View>> it_; // rank 0 only
+    Held held_;
+    std::optional<std::ranges::iterator_t<Inputs>> it_; // rank 0 only
     std::size_t fixed_;
     Clock::time_point start_;
     std::optional<Dispatcher> dispatcher_;

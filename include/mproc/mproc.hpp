@@ -9,4 +9,5 @@
 #include "process.hpp"
 #include "queue.hpp"
 #include "shared.hpp"
+#include "shared_memory.hpp"
 #include "sync.hpp"

@@ -56,28 +56,46 @@ public:
     /// end is closed or receive-only.
     void send_bytes(std::span<const std::byte> bytes) {
         check("send_bytes", writable_, "receives only");
-        std::byte header[frame_header];
-        std::uint64_t n = bytes.size();
-        std::memcpy(header, &n, frame_header);
-        send_all({header, frame_header}, "send_bytes");
-        send_all(bytes, "send_bytes");
+        send_frame(bytes.size(), [&](std::byte* out) { if (!bytes.empty()) std::memcpy(out, bytes.data(), bytes.size()); });
+    }
+
+    /// One frame, one send: [u64 n][write(out) fills n bytes], built in a buffer kept between calls.
+    template <class Write>
+    void send_frame(std::size_t n, Write&& write) {
+        tx_.resize(frame_header + n);
+        std::uint64_t len = n;
+        std::memcpy(tx_.data(), &len, frame_header);
+        write(tx_.data() + frame_header);
+        send_all(tx_, "send");
     }
 
     /// Receives one message's raw bytes, blocking until it is complete. Throws EOFError once the other
     /// end is closed and everything it sent has been read.
     std::vector<std::byte> recv_bytes() {
-        check("recv_bytes", readable_, "sends only");
+        std::vector<std::byte> out;
+        recv_frame("recv_bytes", [&](std::span<const std::byte> b) { out.assign(b.begin(), b.end()); });
+        return out;
+    }
+
+    /// Receives one frame and calls `use(bytes)` on it while it is still in the buffer.
+    template <class Use>
+    void recv_frame(const char* op, Use&& use) {
+        check(op, readable_, "sends only");
         std::uint64_t n = 0;
-        fill(frame_header, "recv_bytes", true);
-        std::memcpy(&n, rx_.data() + rx_begin_, frame_header);
+        fill(frame_header, op, true);
+        std::memcpy(&n, reinterpret_cast<const std::byte*>(rx_.data()) + rx_begin_, frame_header);
         if (n > max_message)
             throw SerializationError("Connection::recv_bytes: frame header announces " + std::to_string(n) +
                                      " bytes, more than the 1 TiB limit: the stream is corrupted");
-        fill(frame_header + static_cast<std::size_t>(n), "recv_bytes", false);
-        const std::byte* p = rx_.data() + rx_begin_ + frame_header;
-        std::vector<std::byte> out(p, p + n);
+        fill(frame_header + static_cast<std::size_t>(n), op, false);
+        const std::byte* p = reinterpret_cast<const std::byte*>(rx_.data()) + rx_begin_ + frame_header;
+        try {
+            use(std::span<const std::byte>(p, static_cast<std::size_t>(n)));
+        } catch (...) {
+            consume(frame_header + static_cast<std::size_t>(n));
+            throw;
+        }
         consume(frame_header + static_cast<std::size_t>(n));
-        return out;
     }
 
     /// True if something can be read now or arrives within `d` (end-of-file counts: recv then throws).
@@ -153,8 +171,9 @@ private:
             rx_begin_ = 0;
         }
         std::size_t old = rx_.size();
-        rx_.resize(old + read_chunk);
-        ssize_t n = detail::posix::receive_some(fd_, {rx_.data() + old, read_chunk}, nonblocking);
+        if (rx_.capacity() < old + read_chunk) rx_.reserve(std::max(old + read_chunk, 2 * rx_.capacity()));
+        rx_.resize(old + read_chunk); // NoInit elements: no memset of 64 KiB per read
+        ssize_t n = detail::posix::receive_some(fd_, {reinterpret_cast<std::byte*>(rx_.data()) + old, read_chunk}, nonblocking);
         rx_.resize(old + static_cast<std::size_t>(n > 0 ? n : 0));
         return n != 0;
     }
@@ -183,8 +202,13 @@ private:
     int fd_ = -1;
     bool readable_ = true;
     bool writable_ = true;
-    std::vector<std::byte> rx_;
+    struct NoInit {
+        std::byte b;
+        NoInit() noexcept {} // left uninitialised on purpose: resize() must not memset
+    };
+    std::vector<NoInit> rx_;
     std::size_t rx_begin_ = 0;
+    std::vector<std::byte> tx_;
 };
 
 /// One end of a Pipe<T>: send(T), recv() -> T.
@@ -195,10 +219,17 @@ public:
 
     /// Sends `v`. Blocks while the socket is full (reading meanwhile, see above). Throws EOFError if
     /// the other end is closed, StateError if this end is closed or receive-only.
-    void send(const T& v) { send_bytes(encode(v)); }
+    void send(const T& v) {
+        check("send", writable(), "receives only");
+        send_frame(encoded_size(v), [&](std::byte* out) { encode_into(v, out); });
+    }
     /// Receives the next message. Throws EOFError once the other end is closed and drained,
     /// SerializationError if the bytes do not decode as T.
-    T recv() { return decode<T>(recv_bytes()); }
+    T recv() {
+        T out{};
+        recv_frame("recv", [&](std::span<const std::byte> b) { decode_into(b, out); });
+        return out;
+    }
 };
 
 /// A connected pair of Connections. Duplex (the default): both ends send and receive. One-way

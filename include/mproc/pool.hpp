@@ -167,8 +167,14 @@ public:
     Pool(const Pool&) = delete;
     Pool& operator=(const Pool&) = delete;
 
-    /// Finishes the queued work, then stops the workers (as close() + join()).
+    /// Finishes the queued work, then stops the workers (as close() + join()). When the pool is
+    /// destroyed by an exception unwinding the stack, it terminates the workers instead (as Python's
+    /// `with Pool()` does), so that an error never waits on hung tasks.
     ~Pool() {
+        if (std::uncaught_exceptions() > uncaught_at_start_) {
+            pool_->terminate();
+            return;
+        }
         try {
             pool_->join();
         } catch (...) {
@@ -257,18 +263,21 @@ public:
 
     /// f(x) for every x of `inputs`, lazily and in order: inputs are read and sent as the loop
     /// advances, with a bounded number of chunks in flight, so a huge range is never materialised
-    /// and leaving the loop early is cheap. Dereferencing throws the item's error. `inputs` must
-    /// outlive the loop. `chunksize` 0 adapts chunks to the measured cost of an item.
-    template <class F, std::ranges::input_range Range>
+    /// and leaving the loop early is cheap. Dereferencing throws the item's error. A container passed
+    /// as a temporary is kept alive by the returned range; an lvalue must outlive the loop.
+    /// `chunksize` 0 adapts chunks to the measured cost of an item.
+    template <class F, std::ranges::viewable_range Range>
+        requires std::ranges::input_range<Range>
     auto imap(F f, Range&& inputs, std::size_t chunksize = 0) {
         detail::check_pool_callable<F>();
-        return LazyMap<F, std::remove_reference_t<Range>, true>(pool_, f, inputs, chunksize, progress_);
+        return LazyMap<F, std::views::all_t<Range>, true>(pool_, f, std::views::all(std::forward<Range>(inputs)), chunksize, progress_);
     }
     /// As imap, yielding results as they finish (chunks in any order).
-    template <class F, std::ranges::input_range Range>
+    template <class F, std::ranges::viewable_range Range>
+        requires std::ranges::input_range<Range>
     auto imap_unordered(F f, Range&& inputs, std::size_t chunksize = 0) {
         detail::check_pool_callable<F>();
-        return LazyMap<F, std::remove_reference_t<Range>, false>(pool_, f, inputs, chunksize, progress_);
+        return LazyMap<F, std::views::all_t<Range>, false>(pool_, f, std::views::all(std::forward<Range>(inputs)), chunksize, progress_);
     }
 
     // ------------------------------------------------------------------ lifecycle
@@ -349,9 +358,10 @@ private:
     std::shared_ptr<detail::WorkerPool> pool_;
     bool progress_ = false;
     std::uint64_t next_label_ = 1;
+    int uncaught_at_start_ = std::uncaught_exceptions();
 };
 
-/// The range imap and imap_unordered return: iterate it once.
+/// The range imap and imap_unordered return: iterate it once. `Range` is a view of the inputs.
 template <class F, class Range, bool Ordered>
 class Pool::LazyMap {
     using Item = std::remove_cvref_t<std::ranges::range_value_t<Range>>;
@@ -368,9 +378,10 @@ class Pool::LazyMap {
     };
 
 public:
-    LazyMap(std::shared_ptr<detail::WorkerPool> pool, F f, Range& inputs, std::size_t chunksize, bool progress)
-        : pool_(std::move(pool)), f_(f), it_(std::ranges::begin(inputs)), end_(std::ranges::end(inputs)), fixed_(chunksize),
-          bar_(progress, total_of(inputs), Ordered ? "imap" : "imap_unordered"), start_(detail::Clock::now()) {}
+    LazyMap(std::shared_ptr<detail::WorkerPool> pool, F f, Range inputs, std::size_t chunksize, bool progress)
+        : pool_(std::move(pool)), f_(f), inputs_(std::move(inputs)), it_(std::ranges::begin(inputs_)),
+          end_(std::ranges::end(inputs_)), fixed_(chunksize),
+          bar_(progress, total_of(inputs_), Ordered ? "imap" : "imap_unordered"), start_(detail::Clock::now()) {}
     LazyMap(const LazyMap&) = delete;
     LazyMap& operator=(const LazyMap&) = delete;
     ~LazyMap() {
@@ -519,6 +530,7 @@ private:
 
     std::shared_ptr<detail::WorkerPool> pool_;
     F f_;
+    Range inputs_; // a view: a reference to the caller's range, or the owner of a temporary one
     std::ranges::iterator_t<Range> it_;
     std::ranges::sentinel_t<Range> end_;
     std::size_t fixed_;

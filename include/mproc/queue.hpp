@@ -54,7 +54,11 @@ public:
 
     /// Removes and returns the oldest message, blocking while the queue is empty. Throws QueueClosed
     /// once the queue is closed and drained, SerializationError if the bytes do not decode as T.
-    T get() { return *get_until(detail::Deadline::never()); }
+    T get() {
+        T out;
+        get_into(out, detail::Deadline::never());
+        return out; // NRVO: the message is copied once, out of the ring into the caller's object
+    }
     /// As get(), but returns nullopt if nothing arrived within `d`.
     template <class Rep, class Period>
     std::optional<T> get_for(std::chrono::duration<Rep, Period> d) {
@@ -90,8 +94,11 @@ protected:
 
     std::optional<T> get_until(detail::Deadline d) {
         std::optional<T> out;
-        ring_.get([&](std::span<const std::byte> bytes) { out.emplace(decode<T>(bytes)); }, d);
+        ring_.get([&](std::span<const std::byte> bytes) { decode_into(bytes, out.emplace()); }, d);
         return out;
+    }
+    bool get_into(T& out, detail::Deadline d) {
+        return ring_.get([&](std::span<const std::byte> bytes) { decode_into(bytes, out); }, d);
     }
 
 private:

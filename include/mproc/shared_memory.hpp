@@ -253,10 +253,10 @@ private:
 /// have operator<. Iteration (keys(), items()) is in key order: operator< for trivially copyable
 /// keys, std::string's order for strings, a fixed but unspecified order for other keys.
 ///
-/// Capacity: every entry takes its node (about 48 bytes plus the key and value stored in place) and,
-/// for strings and encoded types, a block of their bytes (short strings up to ~20 bytes fit in the
-/// node). When the next entry does not fit, the call throws ValueError naming the capacity and
-/// leaves the map as it was. free_bytes() tells what is left.
+/// Capacity: an entry takes a node (48 bytes for an int -> int map; 96 when key and value are
+/// strings or encoded, which keep up to 23 bytes inside the node) and, for a longer string or
+/// encoding, a block of its size plus 16 to 32 bytes. When the next entry does not fit, the call
+/// throws ValueError naming the capacity and leaves the map as it was. free_bytes() tells what is left.
 template <class K, class V>
     requires detail::shm::MapKey<K> && Serializable<V>
 class SharedMap {
@@ -334,7 +334,7 @@ public:
             auto it = m.find(k.probe());
             std::optional<V> old;
             if (it != m.end()) old = detail::shm::load_stored<V>(it->second);
-            V now = fn(std::move(old));
+            V now = Store::call_user(fn, std::move(old));
             detail::shm::Prepared<V> v(now);
             if (it != m.end()) {
                 v.assign_to(it->second);
@@ -392,11 +392,12 @@ private:
 /// Boost.Interprocess vector in a named segment of `capacity_bytes`, guarded by a robust mutex; every
 /// call takes it. Elements as SharedMap's values: any serializable type.
 ///
-/// Capacity: elements stored in place take sizeof(T) each, strings and encoded types a slot of about
-/// 32 bytes plus their bytes. Growing the vector reallocates its slots (by 1.6x), and the old slots
-/// stay until the copy is done, so a vector grown one element at a time fills about half the
-/// capacity; reserve() the number expected to use nearly all of it. When an element does not fit,
-/// the call throws ValueError naming the capacity and leaves the vector as it was.
+/// Capacity: elements stored in place take sizeof(T) each; strings and encoded types a 32-byte slot
+/// and, past 23 bytes, a block of their size plus 16 to 32 bytes. The slots grow by 1.6x; Boost
+/// expands them in place when the bytes after them are free (a vector<int> alone in 1 MiB holds
+/// 262090 ints), otherwise the old slots stay until the copy is done: reserve() what you expect.
+/// When an element does not fit, the call throws ValueError naming the capacity and leaves the
+/// vector as it was.
 template <Serializable T>
 class SharedVector {
     using Vec = detail::shm::Vector<T>;
@@ -453,7 +454,7 @@ public:
     T update(std::size_t i, F fn) {
         return store_.locked("update", [&](Vec& vec, detail::shm::SegmentManager*) -> T {
             auto& slot = vec[check(i, vec, "update")];
-            T now = fn(detail::shm::load_stored<T>(slot));
+            T now = Store::call_user(fn, detail::shm::load_stored<T>(slot));
             detail::shm::Prepared<T>(now).assign_to(slot);
             return now;
         });

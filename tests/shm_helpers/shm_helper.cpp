@@ -8,6 +8,8 @@
 //                                     wait for TAG.go
 //   shm_helper attach-bytes TAG SIZE  check TAG.bytes holds i % 251 at i, then write 250 - i % 251
 //   shm_helper map-add TAG N          add 1 to TAG.map["count"] N times
+//   shm_helper update-and-hang TAG    inside TAG.map.update("held", ...), so holding the map's lock,
+//                                     release TAG.ready and wait for TAG.go
 //   shm_helper produce TAG ID N       put items ID/0..N-1 on TAG.queue
 //   shm_helper consume TAG ID         take items from TAG.queue until it is closed and drained,
 //                                     recording each in TAG.seen.ID
@@ -81,6 +83,17 @@ int map_add(const std::string& tag, int n) {
     return 0;
 }
 
+int update_and_hang(const std::string& tag) {
+    auto map = mproc::SharedMap<std::string, int>::attach(name(tag, "map"), wait_for_name);
+    int rc = 0;
+    map.update("held", [&](std::optional<int> v) { // runs under the map's lock
+        signal_ready(tag);
+        rc = wait_for_go(tag);
+        return v.value_or(0) + 1;
+    });
+    return rc;
+}
+
 int produce(const std::string& tag, std::uint32_t id, std::uint32_t n) {
     auto queue = mproc::NamedQueue<Item>::attach(name(tag, "queue"), wait_for_name);
     for (std::uint32_t seq = 0; seq < n; ++seq)
@@ -119,6 +132,7 @@ int main(int argc, char** argv) {
         if (cmd == "create-unfinished") return create_unfinished(tag);
         if (cmd == "attach-bytes") return attach_bytes(tag, std::stoul(arg(3)));
         if (cmd == "map-add") return map_add(tag, std::stoi(arg(3)));
+        if (cmd == "update-and-hang") return update_and_hang(tag);
         if (cmd == "produce") return produce(tag, static_cast<std::uint32_t>(std::stoul(arg(3))), static_cast<std::uint32_t>(std::stoul(arg(4))));
         if (cmd == "consume") return consume(tag, arg(3));
     } catch (const std::exception& e) {

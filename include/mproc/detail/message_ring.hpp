@@ -242,7 +242,6 @@ private:
         Side() { posix::robust_mutex_init(&mutex, false); }
         ~Side() { posix::robust_mutex_destroy(&mutex); }
         pthread_mutex_t mutex;
-        std::atomic<std::uint64_t> pos{0};   // tail for producers, head for consumers: bytes ever passed
         std::atomic<std::uint64_t> count{0}; // whole messages ever put / taken
         std::uint32_t in_message = 0;        // producers: a fragmented message is half published
         // The redo record (see the file comment).
@@ -250,14 +249,22 @@ private:
         std::uint32_t pending_in_message = 0;
         std::uint64_t pending_pos = 0;
         std::uint64_t pending_count = 0;
+        // The other side's pos as this side last read it: a hint that is never ahead of the truth,
+        // so the shared line is read only when the ring looks full (producers) or empty (consumers).
+        std::uint64_t peer_pos = 0;
+        // The only word the other side reads, on a line of its own: the holder writes the mutex and
+        // the redo record several times per message, and must not lose the line to every poll.
+        alignas(64) std::atomic<std::uint64_t> pos{0}; // tail for producers, head for consumers: bytes ever passed
     };
     struct alignas(alignment) Header {
         Header(std::size_t cap, std::size_t max) : capacity(cap), maxsize(max) {}
         Side put;
         Side get;
+        // Each on a line of its own: a sleeper's registration must not take from the other side the
+        // line it polls, nor the line that holds the constants every call reads.
         alignas(64) WaitQueue data; // consumers wait here for records
-        WaitQueue room;             // producers wait here for free bytes
-        std::atomic<std::uint32_t> closed{0};
+        alignas(64) WaitQueue room; // producers wait here for free bytes
+        alignas(64) std::atomic<std::uint32_t> closed{0};
         const std::uint64_t capacity;
         const std::uint64_t maxsize;
     };
@@ -371,7 +378,10 @@ private:
             std::uint64_t tail = h_->put.pos.load(std::memory_order_relaxed);
             std::size_t to_end = h_->capacity - offset(tail);
             std::size_t need = bytes <= to_end ? bytes : bytes + to_end;
-            if (h_->capacity - (tail - h_->get.pos.load(std::memory_order_acquire)) < need) return false;
+            if (h_->capacity - (tail - h_->put.peer_pos) < need) {
+                h_->put.peer_pos = h_->get.pos.load(std::memory_order_acquire);
+                if (h_->capacity - (tail - h_->put.peer_pos) < need) return false;
+            }
             return !counts || h_->maxsize == 0 || h_->put.count.load(std::memory_order_relaxed) - h_->get.count.load() < h_->maxsize;
         };
         if (!await(fits, h_->room, d)) return false;
@@ -383,14 +393,18 @@ private:
     // QueueClosed. While `assembling`, it also watches for the producer's death: every 20 ms it takes
     // the producer side, whose recovery ends the dead producer's message with an ABORT record.
     bool wait_for_data(std::uint64_t head, Deadline d, bool assembling) {
-        auto ready = [&] { return h_->put.pos.load() != head || h_->closed.load(); };
+        auto ready = [&] {
+            if (h_->get.peer_pos != head) return true;
+            h_->get.peer_pos = h_->put.pos.load();
+            return h_->get.peer_pos != head || h_->closed.load();
+        };
         for (;;) {
             Deadline step = assembling ? Deadline::after(std::chrono::milliseconds(20)) : d;
             if (await(ready, h_->data, step)) break;
             if (!assembling) return false;
             SideLock producer(*this, h_->put, Deadline::after(std::chrono::seconds(0)), "get");
         }
-        if (h_->put.pos.load() != head) return true;
+        if (h_->get.peer_pos != head || h_->put.pos.load() != head) return true;
         throw QueueClosed(std::string(owner_) + "::get: the queue is closed and empty");
     }
 

@@ -12,6 +12,7 @@
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <mutex>
 #include <pthread.h>
@@ -19,10 +20,12 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include <boost/container/map.hpp>
 #include <boost/container/string.hpp>
+#include <boost/container/throw_exception.hpp>
 #include <boost/container/vector.hpp>
 #include <boost/interprocess/allocators/allocator.hpp>
 #include <boost/interprocess/exceptions.hpp>
@@ -219,10 +222,25 @@ public:
         std::lock_guard guard(lock_);
         try {
             return f(*control_->container, buffer_.get_segment_manager());
+        } catch (const UserFailure& u) {
+            std::rethrow_exception(u.error);
         } catch (const bip::bad_alloc&) {
-            throw ValueError(std::string(kind_) + " " + quoted(segment_.name()) + ": " + op + ": full: its capacity of " +
-                             std::to_string(control_->capacity) + " bytes has " + std::to_string(buffer_.get_free_memory()) +
-                             " bytes free, too few for this; create it with a larger capacity_bytes");
+            throw full(op);
+        } catch (const boost::container::bad_alloc_t&) {
+            throw full(op);
+        } catch (const boost::container::length_error_t&) { // a request past the allocator's max_size()
+            throw full(op);
+        }
+    }
+
+    /// Calls user code (update's callback) inside locked(): its exceptions pass through as they are,
+    /// not taken for the container's.
+    template <class F, class... A>
+    static decltype(auto) call_user(F& f, A&&... args) {
+        try {
+            return f(std::forward<A>(args)...);
+        } catch (...) {
+            throw UserFailure{std::current_exception()};
         }
     }
 
@@ -235,6 +253,14 @@ public:
     const Segment& segment() const noexcept { return segment_; }
 
 private:
+    struct UserFailure {
+        std::exception_ptr error;
+    };
+    ValueError full(const char* op) {
+        return ValueError(std::string(kind_) + " " + quoted(segment_.name()) + ": " + op + ": full: its capacity of " +
+                          std::to_string(control_->capacity) + " bytes has " + std::to_string(buffer_.get_free_memory()) +
+                          " bytes free, too few for this; create it with a larger capacity_bytes");
+    }
     static std::size_t checked_capacity(const Segment& s, const Control* c) {
         if (c->capacity < min_capacity || control_bytes + c->capacity != s.payload_size() || !c->container)
             throw ValueError(std::string("attach: ") + quoted(s.name()) + " is damaged: its control block does not match its size");

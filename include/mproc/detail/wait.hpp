@@ -46,10 +46,11 @@ bool await(Ready&& ready, WaitQueue& q, Deadline deadline) {
             q.sleepers.fetch_sub(1);
             return true;
         }
-        bool in_time = posix::futex_wait(&q.seq, seen, deadline);
-        q.sleepers.fetch_sub(1);
+        auto r = posix::futex_wait(&q.seq, seen, deadline);
+        // A waker that woke us has already taken us off `sleepers` (see notify()).
+        if (r != posix::WaitResult::woken) q.sleepers.fetch_sub(1);
         if (ready()) return true;
-        if (!in_time) return false;
+        if (r == posix::WaitResult::timed_out) return false;
     }
 }
 
@@ -57,7 +58,9 @@ bool await(Ready&& ready, WaitQueue& q, Deadline deadline) {
 inline void notify(WaitQueue& q, int count = INT_MAX) noexcept {
     if (q.sleepers.load() == 0) return;
     q.seq.fetch_add(1);
-    posix::futex_wake(&q.seq, count);
+    // The waker, not the woken, takes them off `sleepers`: otherwise every notify() between this wake
+    // and the moment they run (tens of microseconds on a busy machine) would make the system call again.
+    if (int woken = posix::futex_wake(&q.seq, count)) q.sleepers.fetch_sub(static_cast<std::uint32_t>(woken));
 }
 
 } // namespace mproc::detail

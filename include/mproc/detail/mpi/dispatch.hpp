@@ -8,6 +8,7 @@
 //   READY  root -> rank   [Header][codec: ChunkResults<R>]            imap with results on all ranks:
 //                                                                     a chunk in the order rank 0 yields it
 //   DONE   root -> rank   [Header][codec: Outcome]                    the call is over (first error, stats)
+//   CLOSE  root -> rank   [Header]                                    the pool is being destroyed
 // Load balancing is dynamic: a rank is given a new chunk when it returns one, and holds at most two
 // (one to compute, one waiting, so that it never idles for a round trip) — one until its first result,
 // so that a slow rank is not handed two big first chunks. The root computes chunks too, one item batch
@@ -46,9 +47,9 @@
 
 namespace mproc::detail::mpi {
 
-enum Tag : int { task_tag = 1, result_tag = 2, ready_tag = 3, done_tag = 4 };
+enum Tag : int { task_tag = 1, result_tag = 2, ready_tag = 3, done_tag = 4, close_tag = 5 };
 
-enum class Op : std::uint32_t { map = 1, starmap, apply, imap, imap_unordered };
+enum class Op : std::uint32_t { map = 1, starmap, apply, imap, imap_unordered, close };
 
 inline const char* op_name(Op op) {
     switch (op) {
@@ -57,6 +58,7 @@ inline const char* op_name(Op op) {
     case Op::apply: return "apply";
     case Op::imap: return "imap";
     case Op::imap_unordered: return "imap_unordered";
+    case Op::close: return "~Pool";
     }
     return "?";
 }
@@ -477,11 +479,15 @@ private:
         Header h;
         std::memcpy(&h, message.data(), sizeof h);
         if (h.call == id_.number && h.signature == id_.signature) return;
-        std::string theirs = h.op >= 1 && h.op <= 5 ? op_name(static_cast<Op>(h.op)) : "?";
+        std::string theirs;
+        if (h.op == static_cast<std::uint32_t>(Op::close))
+            theirs = "is destroying its pool after " + std::to_string(h.call - 1) + " call(s)";
+        else
+            theirs = "is in call #" + std::to_string(h.call) + " (" + (h.op >= 1 && h.op <= 6 ? op_name(static_cast<Op>(h.op)) : "?") +
+                     (h.call == id_.number ? ", with other function, item or result types)" : ")");
         comm_.abort_job("mpi::Pool calls out of step: this rank is in call #" + std::to_string(id_.number) + " (" +
-                        op_name(id_.op) + ") but rank 0 is in call #" + std::to_string(h.call) + " (" + theirs +
-                        (h.call == id_.number ? ", with other function, item or result types" : "") +
-                        "). Every rank must make the same mpi::Pool calls in the same order, with the same function");
+                        op_name(id_.op) + ") but rank 0 " + theirs +
+                        ". Every rank must make the same mpi::Pool calls in the same order, with the same function");
     }
 
     void run(std::span<const std::byte> message) {

@@ -20,9 +20,12 @@ inline timespec to_timespec(Clock::duration d) noexcept {
     return timespec{static_cast<time_t>(ns / 1'000'000'000), static_cast<long>(ns % 1'000'000'000)};
 }
 
+enum class WaitResult { woken, returned, timed_out };
+
 /// Sleeps while `*word == expected`, until woken or `deadline` passes.
-/// Returns false only when the deadline passed; spurious wake-ups return true (callers re-check).
-inline bool futex_wait(std::atomic<std::uint32_t>* word, std::uint32_t expected, Deadline deadline) {
+/// woken: a futex_wake() counted this waiter in its return value; returned: the word had changed or a
+/// signal interrupted the wait; timed_out: the deadline passed.
+inline WaitResult futex_wait(std::atomic<std::uint32_t>* word, std::uint32_t expected, Deadline deadline) {
     static_assert(sizeof(std::atomic<std::uint32_t>) == sizeof(std::uint32_t));
     timespec ts{};
     const timespec* tp = nullptr;
@@ -34,18 +37,19 @@ inline bool futex_wait(std::atomic<std::uint32_t>* word, std::uint32_t expected,
     // do not stretch the wait.
     long rc = ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(word), FUTEX_WAIT_BITSET, expected, tp,
                         nullptr, FUTEX_BITSET_MATCH_ANY);
-    if (rc == 0) return true;
+    if (rc == 0) return WaitResult::woken;
     switch (errno) {
     case EAGAIN: // the word changed before we slept
-    case EINTR: return true;
-    case ETIMEDOUT: return false;
+    case EINTR: return WaitResult::returned;
+    case ETIMEDOUT: return WaitResult::timed_out;
     default: throw_os_error("futex(FUTEX_WAIT_BITSET)", errno);
     }
 }
 
-/// Wakes up to `count` processes sleeping on `word`.
-inline void futex_wake(std::atomic<std::uint32_t>* word, int count = INT_MAX) noexcept {
-    ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(word), FUTEX_WAKE, count, nullptr, nullptr, 0);
+/// Wakes up to `count` processes sleeping on `word`; returns how many it woke.
+inline int futex_wake(std::atomic<std::uint32_t>* word, int count = INT_MAX) noexcept {
+    long n = ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(word), FUTEX_WAKE, count, nullptr, nullptr, 0);
+    return n > 0 ? static_cast<int>(n) : 0;
 }
 
 } // namespace mproc::detail::posix

@@ -63,17 +63,10 @@ inline bool process_alive(pid_t pid, std::uint64_t start_time) {
     return st && st->state != 'Z' && st->state != 'X' && st->start_time == start_time;
 }
 
-/// The calling process's start time. Recomputed after a fork, since the child is another process.
+/// The calling process's start time (read anew each time: a forked child is another process).
 inline std::uint64_t own_start_time() {
-    static pid_t cached_pid = 0;
-    static std::uint64_t cached = 0;
-    pid_t self = ::getpid();
-    if (self != cached_pid) {
-        auto st = process_stat(self);
-        cached = st ? st->start_time : 0;
-        cached_pid = self;
-    }
-    return cached;
+    auto st = process_stat(::getpid());
+    return st ? st->start_time : 0;
 }
 
 } // namespace mproc::detail::posix

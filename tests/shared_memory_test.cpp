@@ -1,0 +1,811 @@
+#include "support.hpp"
+
+#include <mproc/detail/posix/procfs.hpp>
+#include <mproc/detail/posix/spawn.hpp>
+#include <mproc/shared_memory.hpp>
+
+#include <algorithm>
+#include <array>
+#include <csignal>
+#include <cstring>
+#include <exception>
+#include <map>
+#include <set>
+#include <string>
+#include <sys/stat.h>
+#include <thread>
+#include <unistd.h>
+#include <vector>
+
+#include "shm_helpers/protocol.hpp"
+
+#ifndef MPROC_SHM_HELPER
+#error "MPROC_SHM_HELPER must name the shm_helper program (see tests/CMakeLists.txt)"
+#endif
+
+using namespace mproc;
+using namespace std::chrono_literals;
+using shm_protocol::Item;
+using shm_protocol::Seen;
+using test::bound;
+
+namespace {
+
+namespace posix = mproc::detail::posix;
+
+/// Every name a test case uses starts with its tag, "shmtest-<pid>-<n>": unique per test process and
+/// case, so parallel runs never collide. On destruction (after the objects of the case, declared
+/// later) the case fails if anything with its tag is left in /dev/shm, which is then removed.
+class Names {
+public:
+    Names() : tag_("shmtest-" + std::to_string(::getpid()) + "-" + std::to_string(++counter())) {}
+    Names(const Names&) = delete;
+    ~Names() {
+        std::vector<std::string> left;
+        for (const SharedMemoryInfo& info : list_shared_memory(tag_ + ".")) left.push_back(info.name);
+        if (std::uncaught_exceptions() == 0) {
+            INFO("left in /dev/shm: " << join(left));
+            CHECK(left.empty());
+        }
+        for (const std::string& n : left) unlink_shared_memory(n);
+    }
+    std::string operator()(const char* what) const { return tag_ + "." + what; }
+    const std::string& tag() const { return tag_; }
+    /// The names with this tag that exist now.
+    std::set<std::string> existing() const {
+        std::set<std::string> out;
+        for (const SharedMemoryInfo& info : list_shared_memory(tag_ + ".")) out.insert(info.name);
+        return out;
+    }
+
+    static std::string join(const std::vector<std::string>& v) {
+        std::string out;
+        for (const std::string& s : v) out += (out.empty() ? "" : ", ") + s;
+        return out;
+    }
+
+private:
+    static int& counter() {
+        static int n = 0;
+        return n;
+    }
+    std::string tag_;
+};
+
+std::optional<SharedMemoryInfo> info_of(const std::string& name) {
+    for (SharedMemoryInfo& i : list_shared_memory(name))
+        if (i.name == name) return i;
+    return std::nullopt;
+}
+
+bool exists(const std::string& name) { return info_of(name).has_value(); }
+
+/// A run of tests/shm_helpers/shm_helper.cpp: a separate program started with posix_spawn, which
+/// shares nothing with this process but the names it is given. Killed and reaped if still running
+/// when destroyed.
+class Helper {
+public:
+    explicit Helper(std::vector<std::string> args) {
+        args.insert(args.begin(), "shm_helper");
+        pid_ = posix::spawn_program(MPROC_SHM_HELPER, args);
+        pidfd_ = posix::pidfd_open(pid_);
+    }
+    Helper(const Helper&) = delete;
+    ~Helper() {
+        if (!reaped_) {
+            kill();
+            posix::wait_exit(pid_, pidfd_, detail::Deadline::never());
+        }
+        posix::close_fd(pidfd_);
+    }
+    /// Its exit code (-SIGNUM if killed) once it has exited; fails the test if that takes longer
+    /// than the bound (it is then killed).
+    int join() {
+        auto status = posix::wait_exit(pid_, pidfd_, detail::Deadline::after(bound));
+        if (!status) {
+            kill();
+            status = posix::wait_exit(pid_, pidfd_, detail::Deadline::never());
+            reaped_ = true;
+            FAIL("helper pid " << pid_ << " still running after the bound");
+        }
+        reaped_ = true;
+        return posix::exitcode_from_status(*status);
+    }
+    void kill() { posix::send_signal(pid_, SIGKILL); }
+    pid_t pid() const { return pid_; }
+
+private:
+    pid_t pid_ = 0;
+    int pidfd_ = -1;
+    bool reaped_ = false;
+};
+
+unsigned file_mode(const std::string& name) {
+    struct stat st{};
+    REQUIRE(::stat(("/dev/shm/mproc." + name).c_str(), &st) == 0);
+    return st.st_mode & 07777;
+}
+
+} // namespace
+
+// ---------------------------------------------------------------- names
+
+TEST_CASE("names are validated: empty, too long, '/', and characters outside [A-Za-z0-9._-] are ValueErrors") {
+    Names names;
+    const std::string too_long(201, 'a');
+    for (std::string bad : {std::string(""), std::string("a/b"), std::string("/leading"), std::string("trailing/"), too_long,
+                            std::string("has space"), std::string(".hidden"), std::string("-dash"), std::string("new\nline"),
+                            std::string("nul\0x", 5), std::string("caf\xc3\xa9"), std::string("star*")}) {
+        INFO("name: " << bad);
+        CHECK_THROWS_AS(SharedMemory::create(bad, 64), ValueError);
+        CHECK_THROWS_AS(SharedMemory::attach(bad), ValueError);
+        CHECK_THROWS_AS(NamedLock::create(bad), ValueError);
+        CHECK_THROWS_AS(NamedSemaphore::attach(bad), ValueError);
+        CHECK_THROWS_AS(NamedQueue<int>::create(bad), ValueError);
+        CHECK_THROWS_AS((SharedMap<std::string, int>::create(bad)), ValueError);
+        CHECK_THROWS_AS(SharedVector<int>::attach(bad), ValueError);
+    }
+    CHECK_THROWS_WITH(SharedMemory::create("a/b", 64), Catch::Contains("contains '/'") && Catch::Contains("\"a/b\""));
+    CHECK_THROWS_WITH(SharedMemory::create(too_long, 64), Catch::Contains("201 characters"));
+    CHECK_THROWS_WITH(SharedMemory::create("", 64), Catch::Contains("empty"));
+    CHECK_THROWS_WITH(SharedMemory::create("new\nline", 64), Catch::Contains("\\x0a"));
+
+    // The longest name allowed, and every allowed character.
+    const std::string longest = names.tag() + "." + std::string(200 - names.tag().size() - 1, 'x');
+    REQUIRE(longest.size() == 200);
+    { auto shm = SharedMemory::create(longest, 1); CHECK(exists(longest)); }
+    { auto shm = SharedMemory::create(names("Az09._-"), 1); CHECK(shm.name() == names("Az09._-")); }
+    CHECK(names.existing().empty());
+}
+
+// ---------------------------------------------------------------- SharedMemory
+
+TEST_CASE("SharedMemory: create, attach by name, detach, and the creator removes the name") {
+    Names names;
+    const std::string n = names("bytes");
+    {
+        auto shm = SharedMemory::create(n, 1000);
+        CHECK(shm.name() == n);
+        CHECK(shm.size() == 1000);
+        CHECK(shm.is_creator());
+        CHECK(shm.creator_pid() == ::getpid());
+        CHECK(reinterpret_cast<std::uintptr_t>(shm.data()) % 64 == 0);
+        CHECK(std::all_of(shm.buf().begin(), shm.buf().end(), [](std::byte b) { return b == std::byte{0}; }));
+        shm.buf()[999] = std::byte{7};
+        {
+            auto any = SharedMemory::attach(n);           // any size
+            auto exact = SharedMemory::attach(n, 1000);   // exactly this size
+            CHECK(any.size() == 1000);
+            CHECK_FALSE(any.is_creator());
+            CHECK(any.creator_pid() == ::getpid());
+            CHECK(any.buf()[999] == std::byte{7});
+            exact.buf()[0] = std::byte{9}; // another mapping of the same bytes
+            CHECK(shm.buf()[0] == std::byte{9});
+        }
+        CHECK(exists(n)); // attachers leave the name
+        auto info = info_of(n);
+        REQUIRE(info);
+        CHECK(info->holds == "SharedMemory");
+        CHECK(info->size == 1000);
+        CHECK(info->state == "live");
+        CHECK_FALSE(info->stale);
+        CHECK(info->creator_pid == ::getpid());
+        CHECK(info->path == "/dev/shm/mproc." + n);
+    }
+    CHECK_FALSE(exists(n)); // the creator did
+
+    SECTION("close() unmaps early; the creator's close also removes the name") {
+        auto shm = SharedMemory::create(n, 10);
+        shm.close();
+        CHECK(shm.size() == 0);
+        CHECK(shm.buf().empty());
+        CHECK_FALSE(exists(n));
+        shm.close(); // twice is harmless
+    }
+    SECTION("a SharedMemory moves; the moved-to object is the creator") {
+        auto a = SharedMemory::create(n, 10);
+        SharedMemory b = std::move(a);
+        CHECK(b.is_creator());
+        CHECK(exists(n));
+        a = SharedMemory::attach(n);
+        CHECK(a.size() == 10);
+    }
+}
+
+TEST_CASE("SharedMemory: attaching to a missing name or with a wrong size is a clear error") {
+    Names names;
+    const std::string n = names("bytes");
+    try {
+        SharedMemory::attach(n);
+        FAIL("attached to a missing name");
+    } catch (const OSError& e) {
+        CHECK(e.code() == ENOENT);
+        CHECK_THAT(e.what(), Catch::Contains("no shared memory named \"" + n + "\"") && Catch::Contains("/dev/shm/mproc." + n));
+    }
+    auto t0 = std::chrono::steady_clock::now();
+    CHECK_THROWS_AS(SharedMemory::attach(n, AttachOptions{.wait = 30ms}), OSError);
+    CHECK(std::chrono::steady_clock::now() - t0 >= 30ms);
+
+    auto shm = SharedMemory::create(n, 4096);
+    CHECK_THROWS_AS(SharedMemory::attach(n, 4097), ValueError);
+    CHECK_THROWS_WITH(SharedMemory::attach(n, 8192), Catch::Contains("holds 4096 bytes, not the 8192 asked for"));
+    CHECK_THROWS_WITH(SharedMemory::create(names("zero"), 0), Catch::Contains("at least 1 byte"));
+
+    // O_EXCL: a name that exists is never taken over.
+    try {
+        SharedMemory::create(n, 4096);
+        FAIL("created a name that exists");
+    } catch (const OSError& e) {
+        CHECK(e.code() == EEXIST);
+        CHECK_THAT(e.what(), Catch::Contains("is taken") && Catch::Contains("which is running"));
+    }
+    CHECK(shm.size() == 4096);
+}
+
+TEST_CASE("SharedMemory: attach waits for a name that its creator makes later") {
+    Names names;
+    const std::string n = names("late");
+    std::optional<SharedMemory> attached;
+    std::exception_ptr error;
+    std::thread attacher([&] {
+        try {
+            attached.emplace(SharedMemory::attach(n, AttachOptions{.wait = bound}));
+        } catch (...) {
+            error = std::current_exception();
+        }
+    });
+    auto shm = SharedMemory::create(n, 128);
+    attacher.join();
+    REQUIRE_FALSE(error);
+    REQUIRE(attached);
+    CHECK(attached->size() == 128);
+}
+
+TEST_CASE("unlink(): any handle may remove the name, mappings stay valid, a name made again is left alone") {
+    Names names;
+    const std::string n = names("bytes");
+    std::optional<SharedMemory> creator(SharedMemory::create(n, 64));
+    {
+        auto other = SharedMemory::attach(n);
+        CHECK(other.unlink());
+        CHECK_FALSE(exists(n));
+        CHECK_FALSE(other.unlink()); // already gone
+        other.buf()[3] = std::byte{42};
+        CHECK(creator->buf()[3] == std::byte{42}); // the memory outlives its name
+    }
+    // Someone creates the name anew; the first creator's destructor must not remove that one.
+    auto second = SharedMemory::create(n, 32);
+    CHECK_FALSE(creator->unlink());
+    creator.reset();
+    CHECK(exists(n));
+    CHECK(SharedMemory::attach(n).size() == 32);
+}
+
+TEST_CASE("unlink_on_close = false keeps the name after its creator, it is not stale, and is removed by hand") {
+    Names names;
+    const std::string n = names("kept");
+    {
+        auto shm = SharedMemory::create(n, 16, CreateOptions{.unlink_on_close = false});
+        shm.buf()[0] = std::byte{1};
+    }
+    REQUIRE(exists(n));
+    {
+        auto later = SharedMemory::attach(n);
+        CHECK(later.buf()[0] == std::byte{1});
+    }
+    auto info = info_of(n);
+    REQUIRE(info);
+    CHECK(info->kept);
+    CHECK(info->creator_alive); // we created it
+    CHECK_FALSE(info->stale);
+    CHECK(remove_stale_shared_memory(names.tag()).empty());
+    CHECK(unlink_shared_memory(n));
+    CHECK_FALSE(unlink_shared_memory(n));
+    CHECK_THROWS_AS(unlink_shared_memory("a/b"), ValueError);
+}
+
+TEST_CASE("permissions: created 0600 with O_EXCL whatever the umask, other modes exactly, bad modes refused") {
+    Names names;
+    const mode_t old_umask = ::umask(0);
+    struct Restore {
+        mode_t m;
+        ~Restore() { ::umask(m); }
+    } restore{old_umask};
+    {
+        auto shm = SharedMemory::create(names("default"), 8);
+        CHECK(file_mode(names("default")) == 0600);
+        auto q = NamedQueue<int>::create(names("queue"));
+        CHECK(file_mode(names("queue")) == 0600);
+        auto m = SharedMap<int, int>::create(names("map"), 4096);
+        CHECK(file_mode(names("map")) == 0600);
+        auto lock = NamedLock::create(names("lock"));
+        CHECK(file_mode(names("lock")) == 0600);
+        auto info = info_of(names("map"));
+        REQUIRE(info);
+        CHECK(info->mode == 0600);
+        CHECK(info->owner == ::geteuid());
+    }
+    ::umask(0077); // would take group bits away: the mode asked for is applied exactly
+    {
+        auto shm = SharedMemory::create(names("group"), 8, CreateOptions{.mode = 0640});
+        CHECK(file_mode(names("group")) == 0640);
+    }
+    for (unsigned bad : {0u, 0400u, 0200u, 01600u, 04600u, 010000u}) {
+        INFO("mode 0" << std::oct << bad);
+        CHECK_THROWS_AS(SharedMemory::create(names("bad"), 8, CreateOptions{.mode = bad}), ValueError);
+    }
+    CHECK_FALSE(exists(names("bad")));
+}
+
+TEST_CASE("attaching checks what the name holds: the kind and the element types") {
+    Names names;
+    auto q = NamedQueue<std::string>::create(names("queue"));
+    auto m = SharedMap<std::string, int>::create(names("map"), 4096);
+    auto lock = NamedLock::create(names("lock"));
+    CHECK_THROWS_WITH(NamedQueue<int>::attach(names("queue")),
+                      Catch::Contains("holds a NamedQueue<std::string>, not a NamedQueue<int>"));
+    CHECK_THROWS_AS(SharedMemory::attach(names("queue")), ValueError);
+    CHECK_THROWS_AS(NamedLock::attach(names("map")), ValueError);
+    CHECK_THROWS_AS(NamedSemaphore::attach(names("lock")), ValueError);
+    CHECK_THROWS_WITH((SharedMap<std::string, long>::attach(names("map"))),
+                      Catch::Contains("holds a SharedMap<std::string, int>, not a SharedMap<std::string, long>"));
+    CHECK_THROWS_AS(SharedVector<int>::attach(names("map")), ValueError);
+    CHECK_NOTHROW(NamedQueue<std::string>::attach(names("queue")));
+}
+
+TEST_CASE("an unrelated process reads and writes the same bytes by name") {
+    Names names;
+    auto shm = SharedMemory::create(names("bytes"), 5000);
+    for (std::size_t i = 0; i < shm.size(); ++i) shm.buf()[i] = static_cast<std::byte>(i % 251);
+    Helper helper({"attach-bytes", names.tag(), "5000"});
+    REQUIRE(helper.join() == 0);
+    bool all = true;
+    for (std::size_t i = 0; i < shm.size(); ++i) all = all && shm.buf()[i] == static_cast<std::byte>(250 - i % 251);
+    CHECK(all);
+    CHECK(exists(names("bytes"))); // the helper only attached
+
+    Helper wrong_size({"attach-bytes", names.tag(), "4096"});
+    CHECK(wrong_size.join() == shm_protocol::exception);
+}
+
+// ---------------------------------------------------------------- NamedLock and NamedSemaphore
+
+TEST_CASE("NamedLock: an unrelated process holds it, then releases it") {
+    Names names;
+    auto lock = NamedLock::create(names("lock"));
+    auto ready = NamedSemaphore::create(names("ready"), 0);
+    auto go = NamedSemaphore::create(names("go"), 0);
+    Helper holder({"hold-lock", names.tag()});
+    REQUIRE(ready.try_acquire_for(bound));
+    CHECK_FALSE(lock.try_lock());
+    CHECK_FALSE(lock.try_lock_for(20ms));
+    go.release();
+    REQUIRE(lock.try_lock_for(bound)); // the holder unlocks when released
+    lock.unlock();
+    CHECK(holder.join() == 0);
+    CHECK(ready.value() == 0);
+    CHECK(go.value() == 0); // the helper took the permit
+}
+
+TEST_CASE("NamedLock: a holder that is SIGKILLed makes the next locker get OwnerDied, the lock stays usable") {
+    Names names;
+    auto lock = NamedLock::create(names("lock"));
+    auto ready = NamedSemaphore::create(names("ready"), 0);
+    auto go = NamedSemaphore::create(names("go"), 0);
+    Helper holder({"hold-lock", names.tag()});
+    REQUIRE(ready.try_acquire_for(bound));
+    CHECK_FALSE(lock.try_lock());
+    SECTION("dead before we lock") {
+        holder.kill();
+        CHECK(holder.join() == -SIGKILL);
+        CHECK_THROWS_AS(lock.lock(), OwnerDied);
+    }
+    SECTION("dies while we wait in lock()") {
+        std::exception_ptr error;
+        bool acquired = false;
+        std::thread waiter([&] {
+            try {
+                acquired = lock.try_lock_for(bound); // throws OwnerDied as lock() does
+            } catch (...) {
+                error = std::current_exception();
+            }
+        });
+        holder.kill();
+        CHECK(holder.join() == -SIGKILL);
+        waiter.join();
+        CHECK_FALSE(acquired);
+        REQUIRE(error);
+        CHECK_THROWS_AS(std::rethrow_exception(error), OwnerDied);
+    }
+    CHECK(lock.try_lock()); // released and consistent
+    lock.unlock();
+    auto again = NamedLock::attach(names("lock"));
+    std::lock_guard g(again);
+}
+
+TEST_CASE("NamedSemaphore: permits are shared by name and Semaphore's rules hold") {
+    Names names;
+    auto a = NamedSemaphore::create(names("sem"), 2);
+    auto b = NamedSemaphore::attach(names("sem"));
+    CHECK(b.value() == 2);
+    CHECK(b.try_acquire());
+    CHECK(a.try_acquire());
+    CHECK_FALSE(b.try_acquire_for(10ms));
+    a.release(2);
+    CHECK(b.value() == 2);
+    CHECK_THROWS_AS(NamedSemaphore::create(names("negative"), -1), ValueError);
+    CHECK_FALSE(exists(names("negative")));
+}
+
+// ---------------------------------------------------------------- NamedQueue
+
+TEST_CASE("MessageRing over caller-provided memory: a second ring object attaches to the same bytes") {
+    const std::size_t bytes = detail::MessageRing::footprint(4096, "test");
+    CHECK(bytes == detail::MessageRing::footprint(100, "test")); // rounded up to 4 KiB
+    CHECK_THROWS_AS(detail::MessageRing::footprint(std::size_t{1} << 41, "test"), ValueError);
+    std::vector<std::byte> memory(bytes + detail::MessageRing::alignment);
+    void* p = memory.data();
+    std::size_t space = memory.size();
+    REQUIRE(std::align(detail::MessageRing::alignment, bytes, p, space));
+    std::vector<int> got;
+    {
+        detail::MessageRing ring(p, 4096, 3, "test");
+        detail::MessageRing other(detail::MessageRing::AttachTag{}, p, "test");
+        CHECK(other.capacity() == 4096);
+        CHECK(other.maxsize() == 3);
+        for (int i = 0; i < 3; ++i) CHECK(ring.put(sizeof i, [&](std::byte* out) { std::memcpy(out, &i, sizeof i); }, detail::Deadline::never()));
+        CHECK(other.full());
+        CHECK(other.size() == 3);
+        for (int i = 0; i < 2; ++i)
+            other.get([&](std::span<const std::byte> b) { int v; std::memcpy(&v, b.data(), sizeof v); got.push_back(v); },
+                      detail::Deadline::never());
+    }
+    // Both objects are gone, the ring is not: a third one takes the last message.
+    detail::MessageRing third(detail::MessageRing::AttachTag{}, p, "test");
+    CHECK(third.size() == 1);
+    third.get([&](std::span<const std::byte> b) { int v; std::memcpy(&v, b.data(), sizeof v); got.push_back(v); },
+              detail::Deadline::never());
+    CHECK(got == std::vector<int>{0, 1, 2});
+}
+
+TEST_CASE("NamedQueue: FIFO by name, with Queue's options and close()") {
+    Names names;
+    auto q = NamedQueue<std::string>::create(names("queue"), QueueOptions{.maxsize = 2, .capacity_bytes = 5000});
+    auto r = NamedQueue<std::string>::attach(names("queue"));
+    CHECK(r.capacity_bytes() == 8192);
+    CHECK(r.maxsize() == 2);
+    q.put("a");
+    CHECK(r.try_put("b"));
+    CHECK(q.full());
+    CHECK_FALSE(r.try_put("c"));
+    CHECK(r.get() == "a");
+    CHECK(q.get_for(1s) == "b");
+    std::string big(100000, 'x'); // larger than the ring: goes in fragments
+    bool put = false;
+    std::thread producer([&] { put = q.put_for(big, bound); });
+    CHECK(r.get_for(bound) == big);
+    producer.join();
+    CHECK(put);
+    Queue<std::string>& as_queue = r; // a NamedQueue is a Queue
+    as_queue.close();
+    CHECK(q.closed());
+    CHECK_THROWS_AS(q.put("late"), QueueClosed);
+    CHECK_THROWS_AS(q.get(), QueueClosed);
+    CHECK_THROWS_AS(NamedQueue<int>::create(names("huge"), QueueOptions{.capacity_bytes = std::size_t{1} << 41}), ValueError);
+    CHECK_FALSE(exists(names("huge")));
+}
+
+TEST_CASE("NamedQueue between unrelated processes: 2 producers, 2 consumers, every item exactly once, in order") {
+    Names names;
+    constexpr std::uint32_t per_producer = 3000;
+    // Consumers first: they wait for the names to appear.
+    Helper c1({"consume", names.tag(), "1"});
+    Helper c2({"consume", names.tag(), "2"});
+    auto seen1 = SharedVector<Seen>::create(names("seen.1"), 256 * 1024);
+    auto seen2 = SharedVector<Seen>::create(names("seen.2"), 256 * 1024);
+    seen1.reserve(2 * per_producer);
+    seen2.reserve(2 * per_producer);
+    // An 8 KiB ring: it wraps hundreds of times, and items past 2 KiB travel in fragments.
+    auto queue = NamedQueue<Item>::create(names("queue"), QueueOptions{.capacity_bytes = 8192});
+    Helper p1({"produce", names.tag(), "1", std::to_string(per_producer)});
+    Helper p2({"produce", names.tag(), "2", std::to_string(per_producer)});
+    CHECK(p1.join() == 0);
+    CHECK(p2.join() == 0);
+    queue.close(); // the consumers drain what is left, then stop
+    CHECK(c1.join() == 0);
+    CHECK(c2.join() == 0);
+
+    std::map<std::uint32_t, std::vector<int>> times; // producer -> times each seq was taken
+    times[1].assign(per_producer, 0);
+    times[2].assign(per_producer, 0);
+    std::size_t total = 0;
+    bool in_order = true, known = true;
+    for (auto* seen : {&seen1, &seen2}) {
+        std::map<std::uint32_t, std::int64_t> last{{1, -1}, {2, -1}};
+        for (const Seen& s : seen->to_vector()) {
+            ++total;
+            if ((s.producer != 1 && s.producer != 2) || s.seq >= per_producer) {
+                known = false;
+                continue;
+            }
+            ++times[s.producer][s.seq];
+            in_order = in_order && static_cast<std::int64_t>(s.seq) > last[s.producer];
+            last[s.producer] = s.seq;
+        }
+    }
+    CHECK(known);
+    CHECK(in_order); // each consumer sees each producer's items in the order they were put
+    CHECK(total == 2 * per_producer);
+    CHECK(std::all_of(times[1].begin(), times[1].end(), [](int t) { return t == 1; }));
+    CHECK(std::all_of(times[2].begin(), times[2].end(), [](int t) { return t == 1; }));
+    CHECK(queue.empty());
+}
+
+// ---------------------------------------------------------------- SharedMap and SharedVector
+
+TEST_CASE("SharedMap: a dictionary by name, in key order, for strings, fixed-size and encoded types") {
+    Names names;
+    auto m = SharedMap<std::string, double>::create(names("prices"), 64 * 1024);
+    auto other = SharedMap<std::string, double>::attach(names("prices"));
+    CHECK(m.empty());
+    m.set("pear", 2.5);
+    m.set("apple", 1.25);
+    other.set("fig", 4.0);
+    m.set("pear", 3.0); // overwrite
+    CHECK(other.size() == 3);
+    CHECK(other.get("pear") == 3.0);
+    CHECK(other.get("kiwi") == std::nullopt);
+    CHECK(m.contains("fig"));
+    CHECK(m.keys() == std::vector<std::string>{"apple", "fig", "pear"});
+    CHECK(other.items() == std::vector<std::pair<std::string, double>>{{"apple", 1.25}, {"fig", 4.0}, {"pear", 3.0}});
+    CHECK(other.erase("fig"));
+    CHECK_FALSE(other.erase("fig"));
+    CHECK(m.update("apple", [](std::optional<double> v) { return v.value_or(0) * 2; }) == 2.5);
+    CHECK(m.update("kiwi", [](std::optional<double> v) { return v.value_or(7); }) == 7);
+    CHECK(other.get("kiwi") == 7);
+    CHECK_THROWS_AS(m.update("apple", [](std::optional<double>) -> double { throw std::runtime_error("no"); }), std::runtime_error);
+    CHECK(m.get("apple") == 2.5); // unchanged
+    // A callback that calls the map again would deadlock: it is refused.
+    CHECK_THROWS_AS(m.update("apple", [&](std::optional<double> v) { return *v + static_cast<double>(m.size()); }), StateError);
+    m.clear();
+    CHECK(other.empty());
+    CHECK(m.capacity_bytes() == 64 * 1024);
+    CHECK(m.free_bytes() > 60 * 1024);
+
+    auto ints = SharedMap<int, std::vector<std::string>>::create(names("ints"));
+    ints.set(30, {"thirty"});
+    ints.set(-4, {"minus", "four"});
+    ints.set(7, {});
+    CHECK(ints.keys() == std::vector<int>{-4, 7, 30}); // by operator<
+    CHECK(ints.get(-4) == std::vector<std::string>{"minus", "four"});
+
+    auto pairs = SharedMap<std::pair<std::string, int>, std::string>::create(names("pairs"));
+    pairs.set({"a", 1}, "a1");
+    pairs.set({"a", 2}, "a2");
+    pairs.set({"a", 1}, "A1");
+    CHECK(pairs.size() == 2);
+    CHECK(pairs.get({"a", 1}) == "A1");
+    CHECK(pairs.get({"b", 1}) == std::nullopt);
+}
+
+TEST_CASE("SharedMap: read-modify-writes from unrelated processes are exact") {
+    Names names;
+    auto map = SharedMap<std::string, long>::create(names("map"), 4096);
+    Helper a({"map-add", names.tag(), "3000"});
+    Helper b({"map-add", names.tag(), "3000"});
+    for (int i = 0; i < 3000; ++i) map.update("count", [](std::optional<long> c) { return c.value_or(0) + 1; });
+    CHECK(a.join() == 0);
+    CHECK(b.join() == 0);
+    CHECK(map.get("count") == 9000);
+}
+
+TEST_CASE("SharedMap: a user killed inside an operation gives OwnerDied once, the map stays usable") {
+    Names names;
+    auto map = SharedMap<std::string, int>::create(names("map"), 8192);
+    map.set("answer", 42);
+    auto ready = NamedSemaphore::create(names("ready"), 0);
+    auto go = NamedSemaphore::create(names("go"), 0);
+    Helper user({"update-and-hang", names.tag()});
+    REQUIRE(ready.try_acquire_for(bound)); // it holds the map's lock now
+    user.kill();
+    CHECK(user.join() == -SIGKILL);
+    CHECK_THROWS_WITH(map.get("answer"), Catch::Contains("died while holding the lock"));
+    CHECK(map.get("answer") == 42); // released: the retry works
+    CHECK_FALSE(map.contains("held")); // the update never happened
+    map.set("after", 1);
+    CHECK(map.size() == 2);
+}
+
+TEST_CASE("SharedVector: a list by name") {
+    Names names;
+    auto v = SharedVector<std::string>::create(names("words"), 16 * 1024);
+    auto w = SharedVector<std::string>::attach(names("words"));
+    CHECK(v.empty());
+    v.push_back("alpha");
+    w.push_back(std::string(100, 'b'));
+    v.push_back("");
+    CHECK(w.size() == 3);
+    CHECK(w.at(0) == "alpha");
+    CHECK(v.at(1) == std::string(100, 'b'));
+    w.set(2, "gamma");
+    CHECK(v.to_vector() == std::vector<std::string>{"alpha", std::string(100, 'b'), "gamma"});
+    CHECK(v.update(0, [](std::string s) { return s + "!"; }) == "alpha!");
+    CHECK_THROWS_WITH(v.at(3), Catch::Contains("index 3 is out of range (size 3)"));
+    CHECK_THROWS_AS(w.set(7, "x"), ValueError);
+    CHECK(w.pop_back() == "gamma");
+    v.clear();
+    CHECK(w.pop_back() == std::nullopt);
+
+    auto nums = SharedVector<int>::create(names("nums"), 4096);
+    nums.reserve(100);
+    for (int i = 0; i < 100; ++i) nums.push_back(i * i);
+    CHECK(nums.at(99) == 9801);
+    CHECK(nums.size() == 100);
+}
+
+TEST_CASE("capacity exhaustion: a full SharedMap or SharedVector throws ValueError naming the capacity, and stays usable") {
+    Names names;
+    CHECK_THROWS_WITH((SharedMap<int, int>::create(names("tiny"), 4095)), Catch::Contains("capacity_bytes must be in [4096"));
+    CHECK_FALSE(exists(names("tiny")));
+
+    auto map = SharedMap<std::string, std::string>::create(names("map"), 8192);
+    const std::string value(200, 'v');
+    int n = 0;
+    try {
+        for (; n < 1000; ++n) map.set("key-" + std::to_string(n), value);
+        FAIL("8 KiB held 1000 entries of 200 bytes");
+    } catch (const ValueError& e) {
+        CHECK_THAT(e.what(), Catch::Contains("SharedMap \"" + names("map") + "\": set: full") &&
+                                 Catch::Contains("capacity of 8192 bytes") && Catch::Contains("larger capacity_bytes"));
+    }
+    CHECK(n > 10);
+    CHECK(map.size() == static_cast<std::size_t>(n)); // the failed set changed nothing
+    CHECK(map.get("key-0") == value);
+    CHECK(map.get("key-" + std::to_string(n)) == std::nullopt);
+    CHECK_THROWS_AS(map.update("key-0", [&](auto) { return std::string(8192, 'x'); }), ValueError);
+    CHECK(map.get("key-0") == value); // the old value stays
+    CHECK(map.erase("key-1"));
+    CHECK(map.erase("key-2"));
+    map.set("again", value); // room again
+    CHECK(map.get("again") == value);
+
+    auto vec = SharedVector<std::uint64_t>::create(names("vec"), 4096);
+    std::size_t pushed = 0;
+    CHECK_THROWS_WITH(
+        [&] {
+            for (;; ++pushed) vec.push_back(pushed);
+        }(),
+        Catch::Contains("SharedVector \"" + names("vec") + "\": push_back: full") && Catch::Contains("4096 bytes"));
+    CHECK(pushed > 100);
+    CHECK(vec.size() == pushed);
+    CHECK(vec.at(pushed - 1) == pushed - 1);
+    CHECK_THROWS_AS(vec.reserve(10000), ValueError);
+    vec.pop_back();
+    CHECK(vec.size() == pushed - 1);
+}
+
+// ---------------------------------------------------------------- leftovers
+
+TEST_CASE("staleness goes by pid and start time: a reused pid is not the creator") {
+    const std::uint64_t start = posix::own_start_time();
+    CHECK(start != 0);
+    CHECK(posix::process_alive(::getpid(), start));
+    CHECK_FALSE(posix::process_alive(::getpid(), start + 1)); // our pid, another start: a reused pid
+    Helper h({"no-such-command", "x"});
+    const pid_t pid = h.pid();
+    auto st = posix::process_stat(pid);
+    CHECK(h.join() == shm_protocol::usage);
+    CHECK_FALSE(posix::process_alive(pid, st ? st->start_time : 0)); // reaped
+    CHECK_FALSE(posix::process_alive(0, 0));
+}
+
+TEST_CASE("a creator that exits normally removes its names") {
+    Names names;
+    auto ready = NamedSemaphore::create(names("ready"), 0);
+    auto go = NamedSemaphore::create(names("go"), 0);
+    Helper creator({"create-and-wait", names.tag()});
+    REQUIRE(ready.try_acquire_for(bound));
+    CHECK(names.existing() == std::set<std::string>{names("bytes"), names("go"), names("map"), names("queue"), names("ready")});
+    CHECK(SharedMap<std::string, int>::attach(names("map")).get("answer") == 42);
+    go.release();
+    CHECK(creator.join() == 0);
+    CHECK(names.existing() == std::set<std::string>{names("go"), names("ready")});
+}
+
+TEST_CASE("a creator killed by SIGKILL leaves stale names: detected, re-attached, replaced and cleaned") {
+    Names names;
+    auto ready = NamedSemaphore::create(names("ready"), 0);
+    auto go = NamedSemaphore::create(names("go"), 0);
+    Helper creator({"create-and-wait", names.tag()});
+    REQUIRE(ready.try_acquire_for(bound));
+    for (const SharedMemoryInfo& info : list_shared_memory(names.tag() + "."))
+        if (info.creator_pid == creator.pid()) CHECK(info.state == "live");
+    creator.kill();
+    CHECK(creator.join() == -SIGKILL);
+
+    std::map<std::string, SharedMemoryInfo> infos;
+    for (SharedMemoryInfo& info : list_shared_memory(names.tag() + ".")) infos[info.name] = info;
+    REQUIRE(infos.size() == 5);
+    for (const char* n : {"map", "bytes", "queue"}) {
+        const SharedMemoryInfo& info = infos[names(n)];
+        INFO(n);
+        CHECK(info.creator_pid == creator.pid());
+        CHECK_FALSE(info.creator_alive);
+        CHECK(info.stale);
+        CHECK(info.state == "stale");
+    }
+    CHECK(infos[names("map")].holds == "SharedMap<std::string, int>");
+    CHECK_FALSE(infos[names("ready")].stale); // ours, and we are alive
+
+    // The data is still there: a later process re-attaches.
+    {
+        auto map = SharedMap<std::string, int>::attach(names("map"));
+        CHECK(map.get("answer") == 42);
+        CHECK(map.get("pid") == static_cast<int>(creator.pid()));
+        auto queue = NamedQueue<std::string>::attach(names("queue"));
+        CHECK(queue.get_for(bound) == "one");
+        auto bytes = SharedMemory::attach(names("bytes"), 4096);
+        CHECK(bytes.buf()[250] == std::byte{250});
+    }
+    // Creating a stale name fails and says why, unless asked to replace it.
+    CHECK_THROWS_WITH(SharedMemory::create(names("bytes"), 8), Catch::Contains("stale") && Catch::Contains("mproc-shm clean"));
+    {
+        auto fresh = SharedMap<std::string, int>::create(names("map"), 4096, CreateOptions{.replace_stale = true});
+        CHECK(fresh.empty());
+        CHECK_THROWS_AS((SharedMap<std::string, int>::create(names("map"), 4096, CreateOptions{.replace_stale = true})), OSError);
+    }
+    // The cleanup removes exactly the stale ones.
+    auto removed = remove_stale_shared_memory(names.tag() + ".");
+    std::sort(removed.begin(), removed.end());
+    CHECK(removed == std::vector<std::string>{names("bytes"), names("queue")});
+    CHECK(names.existing() == std::set<std::string>{names("go"), names("ready")});
+}
+
+TEST_CASE("a creator that dies before finishing: attach fails at once instead of waiting, and the name is stale") {
+    Names names;
+    auto ready = NamedSemaphore::create(names("ready"), 0);
+    auto go = NamedSemaphore::create(names("go"), 0);
+    Helper creator({"create-unfinished", names.tag()});
+    REQUIRE(ready.try_acquire_for(bound));
+    auto info = info_of(names("unfinished"));
+    REQUIRE(info);
+    CHECK(info->state == "building");
+    CHECK_FALSE(info->stale);
+    creator.kill();
+    CHECK(creator.join() == -SIGKILL);
+    auto t0 = std::chrono::steady_clock::now();
+    CHECK_THROWS_WITH(SharedMemory::attach(names("unfinished")), Catch::Contains("was never finished") &&
+                                                                     Catch::Contains(std::to_string(creator.pid())));
+    CHECK(std::chrono::steady_clock::now() - t0 < 5s);
+    info = info_of(names("unfinished"));
+    REQUIRE(info);
+    CHECK(info->stale);
+    CHECK_FALSE(info->ready);
+    CHECK(remove_stale_shared_memory(names.tag() + ".") == std::vector<std::string>{names("unfinished")});
+}
+
+TEST_CASE("forked children of the creator do not remove its names") {
+    Names names;
+    auto shm = SharedMemory::create(names("bytes"), 8);
+    Process child([&] {
+        if (shm.is_creator()) mproc::exit(3);
+        shm.buf()[0] = std::byte{5};
+        shm.close(); // not the creator here: the name stays
+    });
+    child.start();
+    test::join_bounded(child);
+    CHECK(child.exitcode() == 0);
+    CHECK(shm.buf()[0] == std::byte{5});
+    CHECK(exists(names("bytes")));
+}
+
+TEST_CASE("the test suite left nothing in /dev/shm: no name of a test process that has ended") {
+    std::vector<std::string> orphans;
+    for (const SharedMemoryInfo& info : list_shared_memory("shmtest-")) {
+        // "shmtest-<pid>-<n>.<what>": a name whose test process is gone was left behind.
+        const pid_t pid = static_cast<pid_t>(std::strtol(info.name.c_str() + std::strlen("shmtest-"), nullptr, 10));
+        if (pid != ::getpid() && !posix::process_stat(pid)) orphans.push_back(info.name);
+    }
+    INFO("left behind: " << Names::join(orphans));
+    CHECK(orphans.empty());
+}
