@@ -238,7 +238,7 @@ private:
         : SegmentHolder(std::move(s)), Queue<T>(std::in_place, tag, segment_.payload(), "NamedQueue") {
         const std::size_t cap = this->capacity_bytes();
         if (!std::has_single_bit(cap) || detail::MessageRing::footprint(cap, "NamedQueue::attach") != segment_.payload_size())
-            throw ValueError("NamedQueue::attach: " + detail::shm::quoted(segment_.name()) +
+            throw ValueError("NamedQueue::attach: " + detail::shm::quote_name(segment_.name()) +
                              " is damaged: its ring does not match its size");
     }
 };
@@ -491,7 +491,7 @@ private:
     explicit SharedVector(detail::shm::Segment s) : store_(std::move(s), "SharedVector") {}
     std::size_t check(std::size_t i, const Vec& vec, const char* op) const {
         if (i >= vec.size())
-            throw ValueError("SharedVector " + detail::shm::quoted(name()) + ": " + op + ": index " + std::to_string(i) +
+            throw ValueError("SharedVector " + detail::shm::quote_name(name()) + ": " + op + ": index " + std::to_string(i) +
                              " is out of range (size " + std::to_string(vec.size()) + ")");
         return i;
     }
@@ -521,7 +521,7 @@ inline std::vector<std::string> remove_stale_shared_memory(std::string_view name
 /// Throws ValueError for an empty name or one containing '/', OSError if the system refuses.
 inline bool unlink_shared_memory(std::string_view name) {
     if (name.empty() || name.find('/') != std::string_view::npos)
-        throw ValueError("unlink_shared_memory: bad name " + detail::shm::quoted(name) + ": it is empty or contains '/'");
+        throw ValueError("unlink_shared_memory: bad name " + detail::shm::quote_name(name) + ": it is empty or contains '/'");
     return detail::posix::shm_remove(detail::shm::system_path(name));
 }
 

@@ -16,6 +16,7 @@ set(app_args -DMODE=${MODE} -DCMAKE_CXX_COMPILER=${CXX} -DCMAKE_BUILD_TYPE=Relea
 if(MODE STREQUAL "find_package")
   step(${CMAKE_COMMAND} -S ${MPROC_SOURCE_DIR} -B ${dir}/mproc-build -DCMAKE_CXX_COMPILER=${CXX}
        -DMPROC_BUILD_TESTS=OFF -DMPROC_BUILD_EXAMPLES=OFF -DMPROC_BUILD_BENCH=OFF -DMPROC_INSTALL=ON)
+  step(${CMAKE_COMMAND} --build ${dir}/mproc-build) # the mproc-shm tool; the library itself is headers
   step(${CMAKE_COMMAND} --install ${dir}/mproc-build --prefix ${dir}/prefix)
   list(APPEND app_args -DCMAKE_PREFIX_PATH=${dir}/prefix)
 else()

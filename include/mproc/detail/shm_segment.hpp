@@ -129,7 +129,7 @@ inline std::string file_path(std::string_view name) {
     return std::string(posix::shm_directory) + system_path(name);
 }
 
-inline std::string quoted(std::string_view name) {
+inline std::string quote_name(std::string_view name) {
     std::string out = "\"";
     for (unsigned char c : name) {
         if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
@@ -148,7 +148,7 @@ inline std::string quoted(std::string_view name) {
 /// with a letter, a digit or '_'.
 inline void validate_name(std::string_view name, std::string_view op) {
     auto fail = [&](const std::string& why) {
-        throw ValueError(std::string(op) + ": bad name " + quoted(name) + ": " + why +
+        throw ValueError(std::string(op) + ": bad name " + quote_name(name) + ": " + why +
                          " (a name is 1 to 200 letters, digits, '.', '_' or '-', starting with a letter, a digit or '_')");
     };
     auto alnum = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'); };
@@ -157,10 +157,10 @@ inline void validate_name(std::string_view name, std::string_view op) {
         fail("it has " + std::to_string(name.size()) + " characters, more than " + std::to_string(max_name_length));
     if (name.find('/') != std::string_view::npos)
         fail("it contains '/'; give the name alone, mproc stores it as /dev/shm/mproc.<name>");
-    if (!alnum(name[0]) && name[0] != '_') fail("it starts with " + quoted(name.substr(0, 1)));
+    if (!alnum(name[0]) && name[0] != '_') fail("it starts with " + quote_name(name.substr(0, 1)));
     for (std::size_t i = 0; i < name.size(); ++i)
         if (!alnum(name[i]) && name[i] != '.' && name[i] != '_' && name[i] != '-')
-            fail("character " + quoted(name.substr(i, 1)) + " at position " + std::to_string(i) + " is not allowed");
+            fail("character " + quote_name(name.substr(i, 1)) + " at position " + std::to_string(i) + " is not allowed");
 }
 
 /// Closes a descriptor at the end of a scope.
@@ -269,11 +269,11 @@ public:
     static Segment create(std::string_view name, Kind kind, std::string_view type, std::size_t payload_bytes,
                           const CreateParams& p, const std::string& op) {
         validate_name(name, op);
-        if (payload_bytes == 0) throw ValueError(op + ": " + quoted(name) + ": the size must be at least 1 byte");
+        if (payload_bytes == 0) throw ValueError(op + ": " + quote_name(name) + ": the size must be at least 1 byte");
         if (payload_bytes > max_payload_bytes)
-            throw ValueError(op + ": " + quoted(name) + ": " + std::to_string(payload_bytes) + " bytes exceed 1 TiB");
+            throw ValueError(op + ": " + quote_name(name) + ": " + std::to_string(payload_bytes) + " bytes exceed 1 TiB");
         if ((p.mode & ~0777u) != 0 || (p.mode & 0600u) != 0600u)
-            throw ValueError(op + ": " + quoted(name) + ": mode 0" + octal(p.mode) +
+            throw ValueError(op + ": " + quote_name(name) + ": mode 0" + octal(p.mode) +
                              " must be permission bits (at most 0777) that include 0600, so that the owner can attach");
         const std::string path = system_path(name);
         int fd = -1;
@@ -282,7 +282,7 @@ public:
                 fd = posix::shm_create_exclusive(path, p.mode);
                 break;
             } catch (const OSError& e) {
-                if (e.code() != EEXIST) throw OSError(e.code(), op + ": cannot create " + quoted(name) + ": " + e.what());
+                if (e.code() != EEXIST) throw OSError(e.code(), op + ": cannot create " + quote_name(name) + ": " + e.what());
                 if (p.replace_stale && !retried) {
                     retried = true;
                     auto info = inspect(name);
@@ -292,7 +292,7 @@ public:
                         continue;
                     }
                 }
-                throw OSError(EEXIST, op + ": the name " + quoted(name) + " is taken (" + file_path(name) + ")" + why_taken(name));
+                throw OSError(EEXIST, op + ": the name " + quote_name(name) + " is taken (" + file_path(name) + ")" + why_taken(name));
             }
         }
         FdCloser closer{fd};
@@ -348,20 +348,20 @@ public:
                     continue;
                 }
                 if (e.code() == ENOENT)
-                    throw OSError(ENOENT, op + ": no shared memory named " + quoted(name) + " (" + file_path(name) + ")" +
+                    throw OSError(ENOENT, op + ": no shared memory named " + quote_name(name) + " (" + file_path(name) + ")" +
                                               (p.wait.count() > 0 ? " appeared in time" : "") +
                                               ": it has not been created yet, or it has been removed");
                 if (e.code() == EACCES)
-                    throw OSError(EACCES, op + ": " + quoted(name) + " is not readable and writable by this user (" +
+                    throw OSError(EACCES, op + ": " + quote_name(name) + " is not readable and writable by this user (" +
                                               e.what() + ")");
-                throw OSError(e.code(), op + ": cannot open " + quoted(name) + ": " + e.what());
+                throw OSError(e.code(), op + ": cannot open " + quote_name(name) + ": " + e.what());
             }
         }
         FdCloser closer{fd};
         const Deadline build_deadline =
             Deadline::after(std::max<std::chrono::duration<double>>(p.wait, build_timeout));
         auto never_built = [&] {
-            return TimeoutError(op + ": " + quoted(name) + " has had no header for " +
+            return TimeoutError(op + ": " + quote_name(name) + " has had no header for " +
                                 std::to_string(build_timeout.count()) +
                                 " s: its creator probably died at once; remove it with "
                                 "mproc::remove_stale_shared_memory() or `mproc-shm clean`");
@@ -383,11 +383,11 @@ public:
         for (backoff = Backoff{};; backoff.pause(build_deadline)) {
             std::uint64_t m = h->magic.load(std::memory_order_acquire);
             if (m == magic_value) break;
-            if (m != 0) throw ValueError(op + ": " + quoted(name) + " is not an mproc segment (its header is unknown)");
+            if (m != 0) throw ValueError(op + ": " + quote_name(name) + " is not an mproc segment (its header is unknown)");
             if (build_deadline.expired()) throw never_built();
         }
         if (h->version.load() != layout_version)
-            throw ValueError(op + ": " + quoted(name) + " has layout version " + std::to_string(h->version.load()) +
+            throw ValueError(op + ": " + quote_name(name) + " has layout version " + std::to_string(h->version.load()) +
                              "; this mproc reads version " + std::to_string(layout_version));
         const pid_t creator = static_cast<pid_t>(h->creator_pid.load());
         const std::uint64_t creator_start = h->creator_start.load();
@@ -398,24 +398,24 @@ public:
             if (!build_deadline.is_never() && build_deadline.at() < step.at()) step = build_deadline;
             if (await(is_ready, h->ready_waiters, step)) break;
             if (!posix::process_alive(creator, creator_start) && !is_ready())
-                throw StateError(op + ": " + quoted(name) + " was never finished: its creator, pid " +
+                throw StateError(op + ": " + quote_name(name) + " was never finished: its creator, pid " +
                                  std::to_string(creator) +
                                  ", died while building it; remove it with mproc::remove_stale_shared_memory() or "
                                  "`mproc-shm clean`");
             if (build_deadline.expired() && !is_ready())
-                throw TimeoutError(op + ": " + quoted(name) + " is still being built by pid " + std::to_string(creator) +
+                throw TimeoutError(op + ": " + quote_name(name) + " is still being built by pid " + std::to_string(creator) +
                                    " after " + std::to_string(build_timeout.count()) + " s");
         }
         const std::string_view held_type(h->type_name, ::strnlen(h->type_name, sizeof h->type_name));
         if (h->kind.load() != static_cast<std::uint32_t>(kind) || h->type_hash.load() != type_hash(type))
-            throw ValueError(op + ": " + quoted(name) + " holds a " + describe(h->kind.load(), held_type) + ", not a " +
+            throw ValueError(op + ": " + quote_name(name) + " holds a " + describe(h->kind.load(), held_type) + ", not a " +
                              describe(static_cast<std::uint32_t>(kind), type));
         const std::uint64_t payload = h->payload_bytes.load();
         if (payload > st.size - header_bytes)
-            throw ValueError(op + ": " + quoted(name) + " is damaged: its header claims " + std::to_string(payload) +
+            throw ValueError(op + ": " + quote_name(name) + " is damaged: its header claims " + std::to_string(payload) +
                              " bytes, its object has " + std::to_string(st.size - header_bytes));
         if (p.payload_bytes && *p.payload_bytes != payload)
-            throw ValueError(op + ": " + quoted(name) + " holds " + std::to_string(payload) + " bytes, not the " +
+            throw ValueError(op + ": " + quote_name(name) + " holds " + std::to_string(payload) + " bytes, not the " +
                              std::to_string(*p.payload_bytes) + " asked for");
         s.creator_pid_ = creator;
         return s;

@@ -257,13 +257,13 @@ private:
         std::exception_ptr error;
     };
     ValueError full(const char* op) {
-        return ValueError(std::string(kind_) + " " + quoted(segment_.name()) + ": " + op + ": full: its capacity of " +
+        return ValueError(std::string(kind_) + " " + quote_name(segment_.name()) + ": " + op + ": full: its capacity of " +
                           std::to_string(control_->capacity) + " bytes has " + std::to_string(buffer_.get_free_memory()) +
                           " bytes free, too few for this; create it with a larger capacity_bytes");
     }
     static std::size_t checked_capacity(const Segment& s, const Control* c) {
         if (c->capacity < min_capacity || control_bytes + c->capacity != s.payload_size() || !c->container)
-            throw ValueError(std::string("attach: ") + quoted(s.name()) + " is damaged: its control block does not match its size");
+            throw ValueError(std::string("attach: ") + quote_name(s.name()) + " is damaged: its control block does not match its size");
         return static_cast<std::size_t>(c->capacity);
     }
 
