@@ -62,19 +62,28 @@ protected:
         shared_delete(mutex_);
     }
 
-    void do_lock() { settle(posix::robust_mutex_lock(mutex_), "lock"); }
-    bool do_try_lock() { return settle(posix::robust_mutex_try_lock(mutex_), "try_lock"); }
-    bool do_lock_until(Deadline d) { return settle(posix::robust_mutex_lock_until(mutex_, d), "try_lock_for"); }
-    void do_unlock() {
+public:
+    /// Blocks until acquired. Throws OwnerDied (lock released, retry) if the previous holder died
+    /// holding it; for a Lock, StateError if this thread already holds it.
+    void lock() { settle(posix::robust_mutex_lock(mutex_), "lock"); }
+    /// Never blocks; false if another thread or process holds it. Throws as lock().
+    bool try_lock() { return settle(posix::robust_mutex_try_lock(mutex_), "try_lock"); }
+    /// Blocks up to `d`; false on timeout. Throws as lock().
+    template <class Rep, class Period>
+    bool try_lock_for(std::chrono::duration<Rep, Period> d) { return lock_until(Deadline::after(d)); }
+    template <class C, class D>
+    bool try_lock_until(std::chrono::time_point<C, D> t) { return lock_until(Deadline::until(t)); }
+    /// Throws StateError if the calling thread does not hold the lock.
+    void unlock() {
         if (!posix::robust_mutex_unlock(mutex_))
             throw StateError(std::string(kind_) + "::unlock: the calling thread does not hold the lock");
     }
 
-public:
     /// The underlying pthread mutex (robust, process-shared), for interoperation.
     pthread_mutex_t* native_handle() noexcept { return mutex_; }
 
 private:
+    bool lock_until(Deadline d) { return settle(posix::robust_mutex_lock_until(mutex_, d), "try_lock_for"); }
     bool settle(posix::LockResult r, const char* op) {
         switch (r) {
         case posix::LockResult::acquired: return true;
@@ -98,24 +107,12 @@ private:
 } // namespace detail
 
 /// A non-recursive process-shared mutex (Python's multiprocessing.Lock). Meets the standard
-/// TimedLockable requirements, so std::lock_guard, std::unique_lock and std::scoped_lock work.
+/// TimedLockable requirements, so std::lock_guard, std::unique_lock and std::scoped_lock work:
+/// lock(), try_lock(), try_lock_for(d), try_lock_until(t), unlock(), as documented on SharedMutex.
 class Lock : public detail::SharedMutex {
 public:
     /// Throws OSError if the arena cannot grow.
     Lock() : SharedMutex(false, "Lock") {}
-
-    /// Blocks until acquired. Throws OwnerDied (lock released, retry) if the previous holder died
-    /// holding it, StateError if this thread already holds it.
-    void lock() { do_lock(); }
-    /// Never blocks; false if another thread or process holds it. Throws as lock().
-    bool try_lock() { return do_try_lock(); }
-    /// Blocks up to `d`; false on timeout. Throws as lock().
-    template <class Rep, class Period>
-    bool try_lock_for(std::chrono::duration<Rep, Period> d) { return do_lock_until(detail::Deadline::after(d)); }
-    template <class C, class D>
-    bool try_lock_until(std::chrono::time_point<C, D> t) { return do_lock_until(detail::Deadline::until(t)); }
-    /// Throws StateError if the calling thread does not hold the lock.
-    void unlock() { do_unlock(); }
 
 protected:
     /// Over a mutex in caller-provided memory (NamedLock, the named containers); see SharedMutex.
@@ -124,22 +121,11 @@ protected:
 };
 
 /// A re-entrant process-shared mutex (Python's RLock): its owner may lock it again and must unlock
-/// it as many times. Same errors as Lock, except that relocking by the owner is allowed.
+/// it as many times. Same calls and errors as Lock, except that relocking by the owner is allowed.
 class RLock : public detail::SharedMutex {
 public:
     RLock() : SharedMutex(true, "RLock") {}
-    void lock() { do_lock(); }
-    bool try_lock() { return do_try_lock(); }
-    template <class Rep, class Period>
-    bool try_lock_for(std::chrono::duration<Rep, Period> d) { return do_lock_until(detail::Deadline::after(d)); }
-    template <class C, class D>
-    bool try_lock_until(std::chrono::time_point<C, D> t) { return do_lock_until(detail::Deadline::until(t)); }
-    void unlock() { do_unlock(); }
 };
-
-namespace detail {
-
-} // namespace detail
 
 /// A counting semaphore (Python's multiprocessing.Semaphore). Lock-free when a permit is free; sleeps
 /// on a futex otherwise. It has no owner: any process may release.
