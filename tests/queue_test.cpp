@@ -14,22 +14,11 @@
 using namespace mproc;
 using test::bound;
 using test::join_bounded;
+using test::start_all;
+using test::join_all;
 using namespace std::chrono_literals;
 
 namespace {
-
-template <class F>
-std::vector<Process> start_all(int n, F fn) {
-    std::vector<Process> ps;
-    for (int i = 0; i < n; ++i) ps.emplace_back(fn, i);
-    for (auto& p : ps) p.start();
-    return ps;
-}
-
-void join_all(std::vector<Process>& ps) {
-    for (auto& p : ps) join_bounded(p);
-    for (auto& p : ps) CHECK(p.exitcode() == 0);
-}
 
 struct Tagged {
     std::uint32_t producer;

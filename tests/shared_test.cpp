@@ -7,17 +7,9 @@
 
 using namespace mproc;
 using test::join_bounded;
+using test::run_processes;
 
 namespace {
-
-template <class F>
-void run_processes(int n, F fn) {
-    std::vector<Process> ps;
-    for (int i = 0; i < n; ++i) ps.emplace_back(fn, i);
-    for (auto& p : ps) p.start();
-    for (auto& p : ps) join_bounded(p);
-    for (auto& p : ps) CHECK(p.exitcode() == 0);
-}
 
 struct Point {
     double x, y, z;

@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <chrono>
 #include <sys/wait.h>
+#include <vector>
 
 namespace test {
 
@@ -23,6 +24,28 @@ inline void join_bounded(mproc::Process& p) {
         p.join();
     }
     REQUIRE(exited);
+}
+
+/// Starts `n` processes running fn(0), fn(1), ... fn(n-1).
+template <class F>
+std::vector<mproc::Process> start_all(int n, F fn) {
+    std::vector<mproc::Process> ps;
+    for (int i = 0; i < n; ++i) ps.emplace_back(fn, i);
+    for (auto& p : ps) p.start();
+    return ps;
+}
+
+/// Joins every process within the bound and checks each exited with 0.
+inline void join_all(std::vector<mproc::Process>& ps) {
+    for (auto& p : ps) join_bounded(p);
+    for (auto& p : ps) CHECK(p.exitcode() == 0);
+}
+
+/// start_all, then join_all.
+template <class F>
+void run_processes(int n, F fn) {
+    auto ps = start_all(n, fn);
+    join_all(ps);
 }
 
 /// True when `pid` is neither running nor a zombie child of ours (it has been reaped).

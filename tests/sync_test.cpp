@@ -10,21 +10,8 @@
 using namespace mproc;
 using test::bound;
 using test::join_bounded;
+using test::run_processes;
 using namespace std::chrono_literals;
-
-namespace {
-
-/// Starts `n` processes running fn(i) and joins them all within the bound.
-template <class F>
-void run_processes(int n, F fn) {
-    std::vector<Process> ps;
-    for (int i = 0; i < n; ++i) ps.emplace_back(fn, i);
-    for (auto& p : ps) p.start();
-    for (auto& p : ps) join_bounded(p);
-    for (auto& p : ps) CHECK(p.exitcode() == 0);
-}
-
-} // namespace
 
 // ---------------------------------------------------------------- Lock and RLock
 
