@@ -15,11 +15,17 @@ scripts/deps.sh g++ cmake libboost1.81-dev catch2 libbenchmark-dev libopenmpi-de
 
 stage() { printf '\n===== %s =====\n' "$*"; }
 
+# Names the named-memory tests create are "mproc.shmtest-<pid>-...". A run that was killed midway can
+# leave some; they are removed before each run so that the suite's own check ("nothing left by an
+# ended test process") judges this run only.
+clean_test_names() { rm -f /dev/shm/mproc.shmtest-* 2>/dev/null || true; }
+
 run_preset() {
   stage "$1: configure and build"
   cmake --preset "$1" >/dev/null
   cmake --build "build/$1" -j "$jobs"
   stage "$1: test"
+  clean_test_names
   ctest --test-dir "build/$1" --output-on-failure -j "$jobs"
 }
 
@@ -28,6 +34,7 @@ stage "default: configure and build"
 cmake --preset default >/dev/null
 cmake --build build/all -j "$jobs"
 stage "default: test"
+clean_test_names
 ctest --test-dir build/all --output-on-failure -j "$jobs"
 [ $quick = 1 ] && exit 0
 
