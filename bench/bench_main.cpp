@@ -79,6 +79,22 @@ constexpr Comparison comparisons[] = {
     {"mproc/Pipe_round_trip/4096", "raw/Pipe_round_trip/4096", real_time, 1.15, "the same, 4 KiB"},
     {"mproc/Pipe_round_trip/64", "raw_pipe2/Pipe_round_trip/64", real_time, 0, "against two raw pipe(2)s"},
     {"mproc/Pipe_round_trip/4096", "raw_pipe2/Pipe_round_trip/4096", real_time, 0, "against two raw pipe(2)s, 4 KiB"},
+
+    // Pool. A pooled rate over the serial rate (items per second of one call) is the speedup.
+    {"mproc/SumSquare_pool/1", "serial/SumSquare", items_per_second, 0, "sum_square(0..9999), Pool(1).map: speedup"},
+    {"mproc/SumSquare_pool/2", "serial/SumSquare", items_per_second, 1.9, "sum_square(0..9999), Pool(2).map: speedup"},
+    {"mproc/Factorial_pool/1", "serial/Factorial", items_per_second, 0, "cpp_int n! for n = 0..1999, Pool(1).map: speedup"},
+    {"mproc/Factorial_pool/2", "serial/Factorial", items_per_second, 0, "cpp_int n! for n = 0..1999, Pool(2).map: speedup"},
+    {"mproc/Map_square/1000000", "", real_time, 5e6,
+     "Pool().map(square) over 1M ints, default chunks: 5 ms per call = 5 ns per item"},
+    {"mproc/Map_square/1000000", "raw_threads/Map_square/1000000", real_time, 0,
+     "against two threads of one process (the in-process bound)"},
+    {"mproc/Map_square_chunksize1/20000", "mproc/Map_square/1000000", items_per_second, 0,
+     "chunksize 1 (20,000 ints) against default chunks: items per second"},
+    {"mproc/Apply_round_trip_same_cpu", "raw/Apply_round_trip_same_cpu", real_time, 1.5,
+     "Pool(1).apply round trip against a futex ping-pong, both processes on one CPU"},
+    {"mproc/Apply_round_trip_two_cpus", "raw/Apply_round_trip_two_cpus", real_time, 1.5,
+     "Pool(1).apply round trip against a futex ping-pong, the two processes on two CPUs"},
 };
 
 constexpr const char* reference_note =
@@ -88,7 +104,11 @@ constexpr const char* reference_note =
     "ring ~33 M msg/s, Boost message_queue ~6.5 M msg/s, Python multiprocessing.Queue ~0.18 M msg/s;\n"
     "raw pipe round trip ~33 us, Python Pipe ~38 us (the two processes on two CPUs).\n"
     "Here the Queue cases pin producers and consumers to different CPUs, the Pipe cases both\n"
-    "processes to one CPU (bench/README.md says why); `taskset -c 0` puts everything on one CPU.\n";
+    "processes to one CPU (bench/README.md says why); `taskset -c 0` puts everything on one CPU.\n"
+    "Pool rows by rate: pooled items/s over serial items/s is the speedup (Python 3.11 here: sum_square\n"
+    "Pool(2) 1.82x); Map_square/1000000 ms per call = ns per item (Python Pool().map ~344 ns per item);\n"
+    "apply round trip: Python ~300 us, a futex ping-pong across two CPUs ~26 us. bench/results/\n"
+    "comparison.md has the Python side (bench/python/compare.py).\n";
 
 bool lower_is_better(Statistic s) { return s == real_time; }
 

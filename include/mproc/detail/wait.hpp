@@ -33,6 +33,11 @@ inline constexpr int spin_iterations = 128;
 /// state without locks; whoever changes that state calls notify() on the same WaitQueue afterwards.
 template <class Ready>
 bool await(Ready&& ready, WaitQueue& q, Deadline deadline) {
+    // A deadline that has passed already (Deadline::after(0): "is it ready now?") gets one look and
+    // no futex_wait: with an expired timeout the kernel still arms a timer with the thread's timer
+    // slack (50 us by default) and sleeps until it fires, ~70 us here, not the immediate return
+    // that the caller expects.
+    if (deadline.expired()) return ready();
     for (int i = 0; i < spin_iterations; ++i) {
         if (ready()) return true;
         cpu_relax();
@@ -45,6 +50,10 @@ bool await(Ready&& ready, WaitQueue& q, Deadline deadline) {
         if (ready()) {
             q.sleepers.fetch_sub(1);
             return true;
+        }
+        if (deadline.expired()) { // the same late sleep, on a later round
+            q.sleepers.fetch_sub(1);
+            return false;
         }
         auto r = posix::futex_wait(&q.seq, seen, deadline);
         // A waker that woke us has already taken us off `sleepers` (see notify()).
