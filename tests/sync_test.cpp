@@ -307,6 +307,14 @@ TEST_CASE("Condition: timeouts and misuse") {
 
 // ---------------------------------------------------------------- Barrier
 
+namespace {
+/// Waits (bounded) until `n` parties are inside the barrier's wait.
+void wait_for_parties(Barrier& b, std::size_t n) {
+    for (auto deadline = std::chrono::steady_clock::now() + bound; b.n_waiting() < n;)
+        REQUIRE(std::chrono::steady_clock::now() < deadline);
+}
+} // namespace
+
 TEST_CASE("a Barrier releases all parties together, with distinct indices, generation after generation") {
     Barrier b(4);
     CHECK(b.parties() == 4);
@@ -346,8 +354,7 @@ TEST_CASE("a party's timeout breaks the barrier for the others") {
     });
     other.start();
     // Wait until the other party is inside, then time out ourselves.
-    for (auto deadline = std::chrono::steady_clock::now() + bound; b.n_waiting() < 1;)
-        REQUIRE(std::chrono::steady_clock::now() < deadline);
+    wait_for_parties(b, 1);
     CHECK_FALSE(b.wait_for(20ms));
     join_bounded(other);
     CHECK(broken_seen.value() == 1);
@@ -368,8 +375,7 @@ TEST_CASE("abort breaks waiting parties and reset makes the barrier usable again
         }
     });
     waiter.start();
-    for (auto deadline = std::chrono::steady_clock::now() + bound; b.n_waiting() < 1;)
-        REQUIRE(std::chrono::steady_clock::now() < deadline);
+    wait_for_parties(b, 1);
     b.abort();
     join_bounded(waiter);
     CHECK(broken_seen.value() == 1);
@@ -397,8 +403,7 @@ TEST_CASE("reset while parties wait breaks them, then the barrier works") {
         }
     });
     for (auto& p : ps) p.start();
-    for (auto deadline = std::chrono::steady_clock::now() + bound; b.n_waiting() < 2;)
-        REQUIRE(std::chrono::steady_clock::now() < deadline);
+    wait_for_parties(b, 2);
     b.reset();
     for (auto& p : ps) join_bounded(p);
     CHECK(broken_seen.load() == 2);
