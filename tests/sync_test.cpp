@@ -3,7 +3,11 @@
 #include <algorithm>
 #include <mutex>
 #include <numeric>
+#include <fstream>
+#include <sched.h>
 #include <set>
+#include <sys/syscall.h>
+#include <thread>
 #include <unistd.h>
 #include <vector>
 
@@ -112,6 +116,71 @@ TEST_CASE("a process blocked in lock() is woken with OwnerDied when the holder d
     join_bounded(waiter);
     CHECK(waiter.exitcode() == 0);
     CHECK(saw_owner_died.value() == 1);
+}
+
+namespace {
+
+/// Pins this process (and so the children it forks) to one CPU for a scope.
+struct OneCpu {
+    cpu_set_t saved{};
+    OneCpu() {
+        REQUIRE(::sched_getaffinity(0, sizeof saved, &saved) == 0);
+        cpu_set_t one;
+        CPU_ZERO(&one);
+        for (int c = 0; c < CPU_SETSIZE; ++c)
+            if (CPU_ISSET(c, &saved)) {
+                CPU_SET(c, &one);
+                break;
+            }
+        REQUIRE(::sched_setaffinity(0, sizeof one, &one) == 0);
+    }
+    ~OneCpu() { ::sched_setaffinity(0, sizeof saved, &saved); }
+};
+
+/// Waits (bounded, polling /proc) until process `pid` sleeps in the futex system call.
+bool sleeps_in_futex(pid_t pid) {
+    const auto until = std::chrono::steady_clock::now() + bound;
+    const std::string futex = std::to_string(SYS_futex) + " ";
+    while (std::chrono::steady_clock::now() < until) {
+        std::ifstream in("/proc/" + std::to_string(pid) + "/syscall");
+        std::string line;
+        if (std::getline(in, line) && line.rfind(futex, 0) == 0) return true;
+        std::this_thread::sleep_for(1ms); // lets the idle-priority children run on the shared CPU
+    }
+    return false;
+}
+
+} // namespace
+
+// glibc's robust mutex loses a wake-up when the waiter that unlock() woke is killed before it takes the
+// mutex while another process takes it on the fast path (which does not mark it as having waiters):
+// the kernel's robust-list cleanup wakes another waiter only when the mutex is free at that death.
+// Here the parent makes exactly that happen, on one CPU with idle-priority waiters so that the woken
+// one cannot run before it is killed. The other waiter must still get the lock.
+TEST_CASE("a waiter killed just after being woken does not strand the other waiters") {
+    OneCpu pinned;
+    Lock lock;
+    for (int round = 0; round < 5; ++round) {
+        auto waiter = [&] {
+            sched_param idle{};
+            ::sched_setscheduler(0, SCHED_IDLE, &idle);
+            lock.lock();
+            lock.unlock();
+        };
+        lock.lock();
+        Process woken(waiter), stranded(waiter);
+        woken.start();
+        REQUIRE(sleeps_in_futex(woken.pid()));
+        stranded.start();
+        REQUIRE(sleeps_in_futex(stranded.pid()));
+        lock.unlock(); // wakes `woken`, first in the futex queue; it cannot run while we do
+        lock.lock();   // the fast path: the mutex no longer says that someone waits
+        woken.kill();
+        join_bounded(woken); // dies while we hold the mutex: the kernel wakes nobody
+        lock.unlock();       // nobody is marked as waiting: no wake-up
+        join_bounded(stranded);
+        CHECK(stranded.exitcode() == 0);
+    }
 }
 
 TEST_CASE("Lock misuse raises StateError instead of deadlocking") {

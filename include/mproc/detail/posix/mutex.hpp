@@ -43,22 +43,21 @@ inline LockResult interpret_lock(const char* op, int rc, pthread_mutex_t* m) {
     }
 }
 
-inline LockResult robust_mutex_lock(pthread_mutex_t* m) {
-    int rc = pthread_mutex_lock(m);
-    if (rc == 0) [[likely]] return LockResult::acquired;
-    return interpret_lock("pthread_mutex_lock", rc, m);
-}
+/// How long one sleep inside a lock call lasts before the caller looks at the mutex again.
+///
+/// A robust mutex can lose a wake-up for good when a process dies: unlock wakes one waiter, and if
+/// that waiter is SIGKILLed before it takes the mutex while another process takes it on the fast path
+/// (which does not mark the futex as having waiters), nobody is left to wake the remaining waiters.
+/// The kernel's robust-list cleanup covers only the case where the mutex is still free at the death.
+/// A waiter that sleeps in slices finds the free mutex within one slice instead of never.
+inline constexpr std::chrono::milliseconds lock_slice{20};
 
-inline LockResult robust_mutex_try_lock(pthread_mutex_t* m) {
-    return interpret_lock("pthread_mutex_trylock", pthread_mutex_trylock(m), m);
-}
-
-inline LockResult robust_mutex_lock_until(pthread_mutex_t* m, Deadline deadline) {
-    if (deadline.is_never()) return robust_mutex_lock(m);
+/// One timed attempt: waits for the mutex until `deadline` (a real one, not never).
+inline LockResult robust_mutex_lock_once(pthread_mutex_t* m, Clock::time_point deadline) {
 #if defined(__SANITIZE_THREAD__)
     // ThreadSanitizer (gcc 12, clang 14) does not intercept pthread_mutex_clocklock and then reports
     // the unlock of a mutex it never saw locked. Under it, wait on the realtime clock instead.
-    auto left = deadline.at() - Clock::now();
+    auto left = deadline - Clock::now();
     timespec now{};
     ::clock_gettime(CLOCK_REALTIME, &now);
     auto abs = std::chrono::seconds(now.tv_sec) + std::chrono::nanoseconds(now.tv_nsec) +
@@ -66,9 +65,29 @@ inline LockResult robust_mutex_lock_until(pthread_mutex_t* m, Deadline deadline)
     timespec ts = to_timespec(std::chrono::duration_cast<Clock::duration>(abs));
     return interpret_lock("pthread_mutex_timedlock", pthread_mutex_timedlock(m, &ts), m);
 #else
-    timespec ts = to_timespec(deadline.at().time_since_epoch());
+    timespec ts = to_timespec(deadline.time_since_epoch());
     return interpret_lock("pthread_mutex_clocklock", pthread_mutex_clocklock(m, CLOCK_MONOTONIC, &ts), m);
 #endif
+}
+
+/// Takes the mutex, waiting until `deadline` (timed_out if it passes first), in slices of lock_slice.
+inline LockResult robust_mutex_lock_until(pthread_mutex_t* m, Deadline deadline) {
+    int rc = pthread_mutex_trylock(m);
+    if (rc == 0) [[likely]] return LockResult::acquired;
+    if (rc != EBUSY) return interpret_lock("pthread_mutex_trylock", rc, m);
+    for (;;) {
+        const auto slice_end = Clock::now() + lock_slice;
+        const bool last = !deadline.is_never() && deadline.at() <= slice_end;
+        LockResult r = robust_mutex_lock_once(m, last ? deadline.at() : slice_end);
+        if (r != LockResult::timed_out || last) return r;
+    }
+}
+
+/// Takes the mutex, however long that takes.
+inline LockResult robust_mutex_lock(pthread_mutex_t* m) { return robust_mutex_lock_until(m, Deadline::never()); }
+
+inline LockResult robust_mutex_try_lock(pthread_mutex_t* m) {
+    return interpret_lock("pthread_mutex_trylock", pthread_mutex_trylock(m), m);
 }
 
 /// Returns false when the caller does not own the mutex (EPERM).
