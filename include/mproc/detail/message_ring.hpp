@@ -393,10 +393,12 @@ private:
     // QueueClosed. While `assembling`, it also watches for the producer's death: every 20 ms it takes
     // the producer side, whose recovery ends the dead producer's message with an ABORT record.
     bool wait_for_data(std::uint64_t head, Deadline d, bool assembling) {
+        // get.peer_pos is never behind head: every path that returns true leaves it at or past the
+        // record it announces, so the fast path below never reads bytes nobody published.
         auto ready = [&] {
-            if (h_->get.peer_pos != head) return true;
+            if (h_->get.peer_pos > head) return true;
             h_->get.peer_pos = h_->put.pos.load();
-            return h_->get.peer_pos != head || h_->closed.load();
+            return h_->get.peer_pos > head || h_->closed.load();
         };
         for (;;) {
             Deadline step = assembling ? Deadline::after(std::chrono::milliseconds(20)) : d;
@@ -404,7 +406,11 @@ private:
             if (!assembling) return false;
             SideLock producer(*this, h_->put, Deadline::after(std::chrono::seconds(0)), "get");
         }
-        if (h_->get.peer_pos != head || h_->put.pos.load() != head) return true;
+        // `ready` may have returned on `closed` alone while a last record was being published: take
+        // the tail again, into the cache, before reading past what the cache said.
+        if (h_->get.peer_pos > head) return true;
+        h_->get.peer_pos = h_->put.pos.load();
+        if (h_->get.peer_pos > head) return true;
         throw QueueClosed(std::string(owner_) + "::get: the queue is closed and empty");
     }
 
