@@ -258,7 +258,7 @@ public:
         const std::size_t size = sizeof h + sizeof(F) + encoded_size(args);
         auto write = [&](std::byte* out) {
             std::memcpy(out, &h, sizeof h);
-            std::memcpy(out + sizeof h, &f, sizeof(F));
+            if constexpr (!std::is_empty_v<F>) std::memcpy(out + sizeof h, &f, sizeof(F)); // an empty F's byte is padding
             encode_into(args, out + sizeof h + sizeof(F));
         };
         pending_.emplace(id, std::move(pending));
