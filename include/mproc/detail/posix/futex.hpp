@@ -5,6 +5,7 @@
 #include <climits>
 #include <cstdint>
 #include <ctime>
+#include <sched.h>
 #include <linux/futex.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -45,6 +46,9 @@ inline WaitResult futex_wait(std::atomic<std::uint32_t>* word, std::uint32_t exp
     default: throw_os_error("futex(FUTEX_WAIT_BITSET)", errno);
     }
 }
+
+/// Lets another runnable process on this CPU run first (a no-op when there is none).
+inline void yield_cpu() noexcept { ::sched_yield(); }
 
 /// Wakes up to `count` processes sleeping on `word`; returns how many it woke.
 inline int futex_wake(std::atomic<std::uint32_t>* word, int count = INT_MAX) noexcept {
