@@ -171,14 +171,14 @@ namespace {
 /// Stops `p` with SIGSTOP and waits (bounded) until it is stopped. False if it exited instead.
 bool stop(Process& p) {
     ::kill(p.pid(), SIGSTOP);
-    const auto until = std::chrono::steady_clock::now() + bound;
-    while (std::chrono::steady_clock::now() < until && p.is_alive()) {
+    bool stopped = false;
+    test::poll_until([&] {
         siginfo_t info{};
-        if (::waitid(P_PID, static_cast<id_t>(p.pid()), &info, WSTOPPED | WNOHANG) == 0 && info.si_pid == p.pid())
-            return true; // WSTOPPED alone reports the stop and never reaps an exit, which Process does
-        std::this_thread::yield();
-    }
-    return false;
+        // WSTOPPED alone reports the stop and never reaps an exit, which Process does.
+        stopped = ::waitid(P_PID, static_cast<id_t>(p.pid()), &info, WSTOPPED | WNOHANG) == 0 && info.si_pid == p.pid();
+        return stopped || !p.is_alive();
+    });
+    return stopped;
 }
 
 } // namespace
@@ -214,8 +214,7 @@ TEST_CASE("a get interrupted while the last put and close land takes the message
     });
     getter.start();
     for (int i = 0; i < rounds; ++i) {
-        const auto until = std::chrono::steady_clock::now() + bound;
-        while (polling.load() < i && getter.is_alive() && std::chrono::steady_clock::now() < until) std::this_thread::yield();
+        test::poll_until([&] { return polling.load() >= i || !getter.is_alive(); });
         REQUIRE(stop(getter));
         qs[i]->put(Checked::make(0, static_cast<std::uint32_t>(i), 8 + i % 64));
         qs[i]->close();
@@ -354,15 +353,9 @@ TEST_CASE("producers and consumers SIGKILLed mid-stream: nothing duplicated, not
         for (auto& p : ps) p.start();
         // Kill one producer and one consumer at random points of the stream: once the shared progress
         // counter passes a random mark, the kill lands wherever that process happens to be.
-        auto kill_after = [&](Process& victim, std::uint32_t mark) {
-            auto deadline = std::chrono::steady_clock::now() + bound;
-            while (progress.load() < mark && victim.is_alive() && std::chrono::steady_clock::now() < deadline)
-                std::this_thread::yield();
-            victim.kill();
-        };
-        std::uint32_t first = static_cast<std::uint32_t>(rng() % per_producer);
-        kill_after(ps[0], first);
-        kill_after(ps[2], first + static_cast<std::uint32_t>(rng() % per_producer));
+        long first = static_cast<long>(rng() % per_producer);
+        test::kill_at(ps[0], progress, first);
+        test::kill_at(ps[2], progress, first + static_cast<long>(rng() % per_producer));
         total_kills += 2;
         join_bounded(ps[0]);
         join_bounded(ps[1]);

@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <chrono>
 #include <sys/wait.h>
+#include <thread>
 #include <vector>
 
 namespace test {
@@ -24,6 +25,32 @@ inline void join_bounded(mproc::Process& p) {
         p.join();
     }
     REQUIRE(exited);
+}
+
+/// Calls `ready()` until it returns true or `bound` passes; returns its last answer. Between calls it
+/// yields the CPU, or sleeps `pause` if one is given. For state that no Event can announce: another
+/// process's progress counter, its scheduling state in /proc, a barrier's count of waiting parties.
+template <class Ready>
+bool poll_until(Ready ready, std::chrono::milliseconds pause = 0ms) {
+    const auto until = std::chrono::steady_clock::now() + bound;
+    for (;;) {
+        if (ready()) return true;
+        if (std::chrono::steady_clock::now() >= until) return false;
+        if (pause > 0ms)
+            std::this_thread::sleep_for(pause);
+        else
+            std::this_thread::yield();
+    }
+}
+
+/// Kills `victim` once `counter` reaches `mark` (a random point of its work), unless it exited first
+/// or `bound` passed. Returns whether it killed.
+template <class Counter>
+bool kill_at(mproc::Process& victim, const Counter& counter, long mark) {
+    poll_until([&] { return counter.load() >= mark || !victim.is_alive(); });
+    if (!victim.is_alive()) return false;
+    victim.kill();
+    return true;
 }
 
 /// Starts `n` processes running fn(0), fn(1), ... fn(n-1).

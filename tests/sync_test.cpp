@@ -139,15 +139,14 @@ struct OneCpu {
 
 /// Waits (bounded, polling /proc) until process `pid` sleeps in the futex system call.
 bool sleeps_in_futex(pid_t pid) {
-    const auto until = std::chrono::steady_clock::now() + bound;
     const std::string futex = std::to_string(SYS_futex) + " ";
-    while (std::chrono::steady_clock::now() < until) {
-        std::ifstream in("/proc/" + std::to_string(pid) + "/syscall");
-        std::string line;
-        if (std::getline(in, line) && line.rfind(futex, 0) == 0) return true;
-        std::this_thread::sleep_for(1ms); // lets the idle-priority children run on the shared CPU
-    }
-    return false;
+    return test::poll_until(
+        [&] {
+            std::ifstream in("/proc/" + std::to_string(pid) + "/syscall");
+            std::string line;
+            return std::getline(in, line) && line.rfind(futex, 0) == 0;
+        },
+        1ms); // sleeping, not yielding, lets the idle-priority children run on the shared CPU
 }
 
 } // namespace
@@ -379,8 +378,7 @@ TEST_CASE("Condition: timeouts and misuse") {
 namespace {
 /// Waits (bounded) until `n` parties are inside the barrier's wait.
 void wait_for_parties(Barrier& b, std::size_t n) {
-    for (auto deadline = std::chrono::steady_clock::now() + bound; b.n_waiting() < n;)
-        REQUIRE(std::chrono::steady_clock::now() < deadline);
+    REQUIRE(test::poll_until([&] { return b.n_waiting() >= n; }));
 }
 } // namespace
 
