@@ -143,6 +143,35 @@ public:
         return true;
     }
 
+    /// Puts a message of any size in steps, for a ring whose only producer is the caller (the pool's
+    /// task ring: the parent): each call publishes the fragments that fit before `d` and returns true
+    /// once the last one is in; `done` (0 on the first call) counts the bytes already published. The
+    /// producer side is not held between calls, so the caller can do other work (collect results)
+    /// while the consumers make room. Throws QueueClosed, aborting a half-published message.
+    bool put_in_steps(std::span<const std::byte> bytes, std::size_t& done, Deadline d) {
+        if (done == 0 && bytes.size() <= max_record_payload()) // one record will do (an empty message too)
+            return put(bytes.size(), [&](std::byte* out) { std::copy(bytes.begin(), bytes.end(), out); }, d);
+        SideLock lock(*this, h_->put, d, "put");
+        if (!lock) return false;
+        const std::size_t chunk = max_record_payload();
+        while (done < bytes.size()) {
+            std::size_t n = std::min(chunk, bytes.size() - done);
+            bool first = done == 0, last = done + n == bytes.size();
+            try {
+                if (!wait_for_room(record_bytes(n) + header_bytes, first, d, "put")) return false;
+            } catch (const QueueClosed&) {
+                if (!first) abort_message();
+                throw;
+            }
+            std::uint64_t tail = pad_if_needed(h_->put.pos.load(std::memory_order_relaxed), record_bytes(n));
+            write_header(tail, n, first ? fragment_first : last ? fragment_last : fragment_middle);
+            std::memcpy(data_ + offset(tail) + header_bytes, bytes.data() + done, n);
+            publish_put(tail + record_bytes(n), last ? 1 : 0, last ? 0 : 1);
+            done += n;
+        }
+        return true;
+    }
+
     /// Takes the next message and calls `read(std::span<const std::byte>)` on its bytes before the
     /// message leaves the ring. Returns false if `d` passed first. Throws QueueClosed once the ring
     /// is closed and drained. A fragmented message, once started, is finished past the deadline.
