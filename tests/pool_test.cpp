@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <list>
 #include <numeric>
+#include <random>
 #include <poll.h>
 #include <ranges>
 #include <set>
@@ -385,4 +386,330 @@ TEST_CASE("progress prints count, rate and ETA lines on a non-terminal stderr") 
     ::close(fds[0]);
     CHECK_THAT(out, Catch::Contains("map [") && Catch::Contains("5000/5000 100%") && Catch::Contains("it/s"));
     CHECK(out.find('\r') == std::string::npos); // plain lines, no in-place redraw
+}
+
+// ---------------------------------------------------------------- the engine (pool engine issue)
+
+namespace {
+
+pid_t g_test_pid = ::getpid(); // the test process: decoding anywhere else is a worker's
+
+// Arguments whose decoding, in a worker, crashes it (a poison task) or throws.
+template <int How>
+struct Poison {
+    int value = 0;
+    template <class Archive>
+    void serialize(Archive& ar) {
+        ar(value);
+        if constexpr (std::is_same_v<Archive, mproc::detail::codec::ReadArchive>) {
+            if (::getpid() != g_test_pid) {
+                if (How == 0) std::raise(SIGSEGV);
+                throw std::invalid_argument("Poison: refuses to decode " + std::to_string(value));
+            }
+        }
+    }
+};
+template <int How>
+int poison_value(Poison<How> p) { return p.value; }
+
+std::string echo(const std::string& s) { return s; }
+
+// Shared counters the storm's tasks write (set before any pool is forked).
+int* g_runs = nullptr;
+pid_t* g_ran_by = nullptr;
+
+long storm_item(long i) {
+    std::atomic_ref<pid_t>(g_ran_by[i]).store(::getpid()); // first: a counted run always names its runner
+    std::atomic_ref<int>(g_runs[i]).fetch_add(1);
+    long s = 0;
+    for (long k = 0; k < 30000; ++k) s += k ^ i; // some work, so that kills land mid-item
+    return s >= 0 ? i * 3 + 1 : -1;
+}
+
+int segv_at_500(int x) {
+    std::atomic_ref<int>(g_runs[x]).fetch_add(1);
+    if (x == 500) std::raise(SIGSEGV);
+    return x + 1;
+}
+
+// An input range whose reading throws at element 5.
+struct ThrowingInput {
+    struct iterator {
+        using value_type = int;
+        using difference_type = std::ptrdiff_t;
+        int i = 0;
+        int operator*() const {
+            if (i == 5) throw std::out_of_range("input 5 cannot be read");
+            return i;
+        }
+        iterator& operator++() {
+            ++i;
+            return *this;
+        }
+        void operator++(int) { ++i; }
+        bool operator==(std::default_sentinel_t) const { return i == 10; }
+    };
+    iterator begin() const { return {}; }
+    std::default_sentinel_t end() const { return {}; }
+};
+
+int forking_task(int x) {
+    std::fflush(nullptr);
+    ::fork(); // both copies return: the copy must leave the pool alone
+    std::atomic_ref<pid_t>(g_ran_by[x]).store(::getpid());
+    return x * 2;
+}
+
+} // namespace
+
+TEST_CASE("arguments and results of any size complete with default options (no stall)") {
+    Pool pool(2);
+    for (std::size_t size : {std::size_t{2} << 20, std::size_t{1100} << 10}) {
+        std::vector<std::string> inputs;
+        for (int i = 0; i < (size > (std::size_t{1} << 20) * 2 - 1 ? 100 : 50); ++i) inputs.push_back(std::string(size, static_cast<char>('a' + i % 26)));
+        auto f = pool.map_async(echo, inputs, 1);
+        REQUIRE(f.wait_for(bound));
+        CHECK(f.get() == inputs);
+    }
+    // A mix: big arguments with small results, small arguments with big results, at once.
+    std::vector<std::string> mixed = {std::string(3 << 20, 'x'), "y", std::string(5 << 20, 'z'), ""};
+    std::vector<Future<std::string>> fs;
+    for (int round = 0; round < 4; ++round)
+        for (auto& s : mixed) fs.push_back(pool.apply_async(echo, s));
+    for (std::size_t i = 0; i < fs.size(); ++i) {
+        REQUIRE(fs[i].wait_for(bound));
+        CHECK(fs[i].get() == mixed[i % mixed.size()]);
+    }
+}
+
+TEST_CASE("a task whose decoding kills its worker fails alone: it does not poison the pool") {
+    Pool pool(2);
+    auto poisoned = pool.apply_async(poison_value<0>, Poison<0>{7});
+    auto fine = pool.map_async(square, std::vector<int>{1, 2, 3, 4});
+    REQUIRE(poisoned.wait_for(bound));
+    try {
+        poisoned.get();
+        FAIL("a poison task returned");
+    } catch (const WorkerCrashed& e) {
+        CHECK(e.signal() == SIGSEGV);
+        CHECK_THAT(e.what(), Catch::Contains("decoding its arguments") && Catch::Contains("SIGSEGV"));
+    }
+    REQUIRE(fine.wait_for(bound));
+    CHECK(fine.get() == std::vector<int>{1, 4, 9, 16});
+    CHECK(pool.apply(square, 9) == 81);
+}
+
+TEST_CASE("an exception while decoding a task's arguments comes back as RemoteError with its type and message") {
+    Pool pool(1);
+    try {
+        pool.apply(poison_value<1>, Poison<1>{3});
+        FAIL("decoding did not throw");
+    } catch (const RemoteError& e) {
+        CHECK(e.type_name() == "std::invalid_argument");
+        CHECK_THAT(e.what(), Catch::Contains("refuses to decode 3"));
+    }
+    CHECK(pool.apply(square, 5) == 25);
+}
+
+TEST_CASE("a crash in the middle of a chunk fails that item only: the others keep their results, nothing runs twice") {
+    SharedArray<int> runs(1000, 0);
+    g_runs = runs.data();
+    Pool pool(2);
+    std::vector<int> xs(1000);
+    std::iota(xs.begin(), xs.end(), 0);
+    int crashed = 0, ok = 0;
+    auto results = pool.imap(segv_at_500, xs, 100);
+    int i = 0;
+    for (auto it = results.begin(); it != results.end(); ++it, ++i) {
+        try {
+            int v = *it;
+            CHECK(v == i + 1);
+            ++ok;
+        } catch (const WorkerCrashed& e) {
+            ++crashed;
+            CHECK(i == 500);
+            CHECK(e.signal() == SIGSEGV);
+            CHECK_THAT(e.what(), Catch::Contains("item 500,") && Catch::Contains("SIGSEGV"));
+        }
+    }
+    CHECK(ok == 999);
+    CHECK(crashed == 1);
+    for (int k = 0; k < 1000; ++k) CHECK(runs[static_cast<std::size_t>(k)] == 1);
+    // map: the crash is the error it throws, after every other item settled.
+    CHECK_THROWS_AS(pool.map(segv_at_500, xs, 100), WorkerCrashed);
+}
+
+TEST_CASE("imap delivers the results before a failing input element, then its exception") {
+    Pool pool(2);
+    std::vector<int> got;
+    bool raised = false;
+    auto results = pool.imap(square, ThrowingInput{}, 2);
+    try {
+        for (int r : results) got.push_back(r);
+    } catch (const std::out_of_range& e) {
+        raised = true;
+        CHECK_THAT(e.what(), Catch::Contains("input 5"));
+    }
+    CHECK(raised);
+    CHECK(got == std::vector<int>{0, 1, 4, 9, 16});
+}
+
+TEST_CASE("a pool used from a forked child throws StateError there and leaves the parent's pool alone") {
+    Pool pool(2);
+    CHECK(pool.apply(square, 2) == 4);
+    Process child([&pool] {
+        try {
+            pool.apply(square, 3);
+        } catch (const StateError& e) {
+            mproc::exit(std::string(e.what()).find("forked child") != std::string::npos ? 42 : 2);
+        }
+        mproc::exit(1);
+    });
+    child.start();
+    join_bounded(child);
+    CHECK(child.exitcode() == 42);
+    std::vector<int> xs(200);
+    std::iota(xs.begin(), xs.end(), 0);
+    auto f = pool.map_async(square, xs, 1);
+    REQUIRE(f.wait_for(bound));
+    auto r = f.get();
+    for (int i = 0; i < 200; ++i) CHECK(r[static_cast<std::size_t>(i)] == i * i);
+}
+
+TEST_CASE("a task that forks: the copy never takes tasks or reports, the pool settles") {
+    SharedArray<pid_t> ran_by(64, 0);
+    g_ran_by = ran_by.data();
+    Pool pool(2);
+    auto workers = pool.worker_pids();
+    std::vector<int> xs(64);
+    std::iota(xs.begin(), xs.end(), 0);
+    auto f = pool.map_async(forking_task, xs, 4);
+    REQUIRE(f.wait_for(bound));
+    auto r = f.get();
+    for (int i = 0; i < 64; ++i) CHECK(r[static_cast<std::size_t>(i)] == 2 * i);
+    CHECK(pool.worker_pids() == workers); // no worker died, none was replaced
+    CHECK(pool.apply(square, 6) == 36);
+}
+
+TEST_CASE("a pool may be used from several threads at once") {
+    Pool pool(2);
+    std::vector<std::thread> threads;
+    std::atomic<int> wrong{0};
+    for (int t = 0; t < 4; ++t)
+        threads.emplace_back([&, t] {
+            for (int round = 0; round < 20; ++round) {
+                if (pool.apply(square, t * 100 + round) != (t * 100 + round) * (t * 100 + round)) ++wrong;
+                std::vector<int> xs(50, t + round);
+                for (int v : pool.map(square, xs)) wrong += v != (t + round) * (t + round);
+                auto f = pool.apply_async(square, round);
+                if (!f.wait_for(bound) || f.get() != round * round) ++wrong;
+            }
+        });
+    for (auto& th : threads) th.join();
+    CHECK(wrong == 0);
+}
+
+TEST_CASE("on_progress counts items as they complete, inside a chunk too") {
+    Event reached; // set once progress reports 100 items while the chunk is still running
+    static Event* gate = nullptr;
+    gate = &reached;
+    std::vector<std::pair<std::size_t, std::size_t>> seen;
+    Pool pool(PoolOptions{.processes = 1, .on_progress = [&](std::size_t done, std::size_t total) {
+                              seen.emplace_back(done, total);
+                              if (done >= 100) reached.set();
+                          }});
+    std::vector<int> xs(200);
+    std::iota(xs.begin(), xs.end(), 0);
+    auto r = pool.map([](int x) { return x == 100 && !gate->wait_for(test::bound) ? -1 : x; }, xs, 200); // one chunk
+    CHECK(r[100] == 100); // item 100 saw progress report 100 items done before its chunk ended
+    REQUIRE(!seen.empty());
+    CHECK(seen.back() == std::pair<std::size_t, std::size_t>{200, 200});
+    for (std::size_t k = 1; k < seen.size(); ++k) CHECK(seen[k].first >= seen[k - 1].first);
+}
+
+TEST_CASE("kill storm: every item gets its result or a typed error naming its death; none lost, none run twice, no false blame") {
+    const char* env = std::getenv("MPROC_STORM_KILLS");
+    const int target = env ? std::atoi(env) : 150;
+    constexpr long n_items = 3500;
+    SharedArray<int> runs(n_items, 0);
+    SharedArray<pid_t> ran_by(n_items, 0);
+    g_runs = runs.data();
+    g_ran_by = ran_by.data();
+    Pool pool(4);
+    std::atomic<bool> stop{false};
+    std::atomic<int> kills{0};
+    std::thread killer([&] {
+        std::mt19937 rng(12345);
+        while (!stop.load()) {
+            auto pids = pool.worker_pids();
+            std::this_thread::sleep_for(std::chrono::microseconds(rng() % 1500)); // a random moment, not synchronisation (simulated faults)
+            if (::kill(pids[rng() % pids.size()], SIGKILL) == 0) ++kills;
+        }
+    });
+    long results = 0, crashed = 0;
+    auto check_item = [&](long i, auto&& get) {
+        try {
+            long v = get();
+            CHECK(v == i * 3 + 1);
+            CHECK(runs[static_cast<std::size_t>(i)] == 1);
+            ++results;
+        } catch (const WorkerCrashed& e) {
+            ++crashed;
+            int r = runs[static_cast<std::size_t>(i)];
+            CHECK(r <= 1);
+            pid_t runner = ran_by[static_cast<std::size_t>(i)];
+            if (runner != 0) CHECK(runner == e.pid()); // blamed on the worker that ran it, never another
+            CHECK(e.signal() == SIGKILL);
+        }
+    };
+    int rounds = 0;
+    while (kills.load() < target && rounds < 200) {
+        ++rounds;
+        std::fill(runs.begin(), runs.end(), 0);
+        std::fill(ran_by.begin(), ran_by.end(), 0);
+        std::vector<Future<long>> fs;
+        for (long i = 0; i < 200; ++i) fs.push_back(pool.apply_async(storm_item, i));
+        std::vector<long> a(300), b(1000), c(2000);
+        std::iota(a.begin(), a.end(), 200L);
+        std::iota(b.begin(), b.end(), 500L);
+        std::iota(c.begin(), c.end(), 1500L);
+        long at = 200;
+        {
+            auto r = pool.imap(storm_item, a, 1);
+            for (auto it = r.begin(); it != r.end(); ++it, ++at) check_item(at, [&] { return *it; });
+        }
+        {
+            auto r = pool.imap_unordered(storm_item, b, 10);
+            std::size_t seen = 0;
+            for (auto it = r.begin(); it != r.end(); ++it, ++seen) {
+                try {
+                    long v = *it;
+                    CHECK(runs[static_cast<std::size_t>((v - 1) / 3)] == 1);
+                    ++results;
+                } catch (const WorkerCrashed& e) {
+                    ++crashed;
+                    CHECK(e.signal() == SIGKILL);
+                }
+            }
+            CHECK(seen == b.size());
+        }
+        auto m = pool.map_async(storm_item, c);
+        REQUIRE(m.wait_for(bound));
+        try {
+            auto r = m.get();
+            for (std::size_t k = 0; k < c.size(); ++k) CHECK(r[k] == c[k] * 3 + 1);
+        } catch (const WorkerCrashed& e) {
+            CHECK(e.signal() == SIGKILL);
+        }
+        for (long i = 0; i < 200; ++i) {
+            REQUIRE(fs[static_cast<std::size_t>(i)].wait_for(bound));
+            check_item(i, [&] { return fs[static_cast<std::size_t>(i)].get(); });
+        }
+        for (long i = 0; i < n_items; ++i) CHECK(runs[static_cast<std::size_t>(i)] <= 1); // nothing ran twice
+    }
+    stop = true;
+    killer.join();
+    INFO("kills " << kills.load() << ", rounds " << rounds << ", results " << results << ", crashed " << crashed);
+    CHECK(kills.load() >= target);
+    CHECK(pool.apply(storm_item, 7L) == 22); // still usable
 }

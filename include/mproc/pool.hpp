@@ -11,6 +11,7 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <deque>
@@ -41,14 +42,18 @@ namespace mproc {
 /// `processes`: workers (0: cpu_count()). `initializer`: run once in every worker, replacements
 /// included, before its first task. `maxtasksperchild`: a worker is replaced after that many tasks
 /// (0: never). `task_timeout`: a task running longer is failed with TimeoutError and its worker
-/// killed (0: no limit). `progress`: map, imap and starmap draw a progress bar on stderr.
-/// The queue sizes bound the bytes of tasks and results in flight; larger messages still go through.
+/// killed (0: no limit); in a map it applies to each item. `progress`: map, imap and starmap draw
+/// a progress bar on stderr, counting items as they complete. `on_progress(done, total)`: called as
+/// items complete (total 0 for an imap over an unsized range), on a thread that waits on the pool,
+/// never under the pool's lock (it may use the pool). The queue sizes bound the bytes of tasks and
+/// results in flight; larger messages still go through.
 struct PoolOptions {
     int processes = 0;
     std::function<void()> initializer = {};
     std::size_t maxtasksperchild = 0;
     std::chrono::duration<double> task_timeout{0};
     bool progress = false;
+    std::function<void(std::size_t done, std::size_t total)> on_progress = {};
     std::size_t task_queue_bytes = std::size_t{1} << 20;
     std::size_t result_queue_bytes = std::size_t{4} << 20;
 };
@@ -63,6 +68,37 @@ constexpr void check_pool_callable() {
                   "copyable function object, because it is copied byte for byte into a worker process. Pass "
                   "the data it needs as arguments (they travel through the codec) instead of capturing "
                   "std::string, std::vector or other owning objects");
+}
+
+/// map's function must take one element; a function of several arguments wants starmap.
+template <class F, class Item>
+constexpr void check_map_callable(const char*) {
+    constexpr bool callable = std::is_invocable_v<F&, Item&>;
+    if constexpr (!callable) {
+        constexpr bool star = requires(F& f, Item& item) { std::apply(f, item); };
+        static_assert(!star, "mproc::Pool::map: the function takes the elements of each tuple as separate arguments: use "
+                             "pool.starmap(f, tuples) (Python's starmap), or make it take the tuple");
+        static_assert(star, "mproc::Pool::map: the function cannot be called with one element of the input range "
+                            "(check its parameter type and count)");
+    } else {
+        using R = std::invoke_result_t<F&, Item&>;
+        static_assert(!std::is_reference_v<R>,
+                      "mproc::Pool::map: the function returns a reference; results travel by value to another process: "
+                      "return a value");
+    }
+}
+
+/// starmap's function takes each tuple's elements as its arguments.
+template <class G, class Item>
+constexpr void check_starmap_callable() {
+    constexpr bool star = requires(G& g, Item& item) { std::apply(g, item); };
+    static_assert(star, "mproc::Pool::starmap: the function cannot be called with the elements of each tuple as its "
+                        "arguments (check the tuple's types and the function's parameters; pool.map passes the whole element)");
+    if constexpr (star) {
+        using R = decltype(std::apply(std::declval<G&>(), std::declval<Item&>()));
+        static_assert(!std::is_reference_v<R>,
+                      "mproc::Pool::starmap: the function returns a reference; results travel by value: return a value");
+    }
 }
 
 /// Guided scheduling: big chunks first, shrinking towards the end so that the last, possibly
@@ -109,54 +145,67 @@ private:
     std::shared_ptr<State> state_;
 };
 
-inline std::exception_ptr remote_error(std::span<const std::byte> payload, pid_t pid, std::uint64_t* index = nullptr) {
-    auto e = decode<TaskError>(payload);
-    if (index) *index = e.index;
-    return std::make_exception_ptr(RemoteError(e.type, e.message, pid));
-}
+/// Where apply_async's one item goes: the Future's state.
+template <class R>
+struct ApplySink {
+    std::shared_ptr<std::optional<Outcome<R>>> state;
+    void result(std::size_t, Returned<R>&& value) { *state = std::move(value); }
+    void failed(std::size_t, std::exception_ptr e) { *state = std::move(e); }
+    void done() {}
+};
 
-/// The results of one map/starmap call as its chunks settle; throws the lowest failing index's error.
+/// The results of one map/starmap call as its items settle; throws the lowest failing index's error.
 template <class R>
 struct MapState {
-    explicit MapState(std::size_t n, bool progress, const char* what) : results(n), bar(progress, n, what) {}
+    explicit MapState(std::size_t n) : results(n) {}
     std::vector<R> results;
-    std::vector<R> scratch;
-    std::size_t chunks_left = 0;
+    std::size_t chunks_left = 1; // one count stands for "still submitting"
     std::size_t first_error_index = SIZE_MAX;
     std::exception_ptr first_error;
-    ProgressBar bar;
     std::shared_ptr<std::optional<Outcome<std::vector<R>>>> outcome =
         std::make_shared<std::optional<Outcome<std::vector<R>>>>();
 
-    void fail_at(std::size_t index, std::exception_ptr e) {
-        if (index < first_error_index) {
-            first_error_index = index;
-            first_error = std::move(e);
+    void chunk_done() {
+        if (--chunks_left != 0) return;
+        if (first_error)
+            *outcome = first_error;
+        else
+            *outcome = std::move(results);
+    }
+};
+
+/// Where the items of one map chunk go: their place in the map's results.
+template <class R>
+struct MapSink {
+    std::shared_ptr<MapState<R>> state;
+    std::size_t base;
+    void result(std::size_t i, R&& value) { state->results[base + i] = std::move(value); }
+    void failed(std::size_t i, std::exception_ptr e) {
+        if (base + i < state->first_error_index) {
+            state->first_error_index = base + i;
+            state->first_error = std::move(e);
         }
     }
-    void chunk_done(std::size_t items) {
-        bar.advance(items);
-        if (--chunks_left == 0) {
-            bar.finish();
-            if (first_error)
-                *outcome = first_error;
-            else
-                *outcome = std::move(results);
-        }
-    }
+    void done() { state->chunk_done(); }
 };
 
 } // namespace detail
 
-/// A pool of worker processes. Not copyable or movable; use from one thread.
+/// A pool of worker processes. Not copyable or movable.
+///
+/// Threads: every member, and the futures and ranges it returns, may be used from any number of
+/// threads of the process that built the pool at once. Results are collected, and the workers
+/// supervised, by whichever thread is waiting (in map, get, join...); the other waiting threads sleep
+/// until their results are in. Used from any other process (a forked child), every call throws
+/// StateError and the pool's owner is left untouched.
 class Pool {
 public:
     /// cpu_count() workers.
     Pool() : Pool(PoolOptions{}) {}
     /// Throws ValueError if processes < 1.
     explicit Pool(int processes) : Pool(PoolOptions{.processes = at_least_one(processes)}) {}
-    /// Forks the workers. Throws ValueError for a negative process count, OSError if fork fails.
-    explicit Pool(PoolOptions options) : progress_(options.progress) {
+    /// Forks the workers. Throws ValueError for a negative process count or timeout, OSError if fork fails.
+    explicit Pool(PoolOptions options) : progress_(options.progress), on_progress_(std::move(options.on_progress)) {
         if (options.processes < 0) throw ValueError("Pool: processes must be at least 1, got " + std::to_string(options.processes));
         if (options.task_timeout.count() < 0) throw ValueError("Pool: task_timeout must not be negative");
         int n = options.processes == 0 ? cpu_count() : options.processes;
@@ -169,8 +218,10 @@ public:
 
     /// Finishes the queued work, then stops the workers (as close() + join()). When the pool is
     /// destroyed by an exception unwinding the stack, it terminates the workers instead (as Python's
-    /// `with Pool()` does), so that an error never waits on hung tasks.
+    /// `with Pool()` does), so that an error never waits on hung tasks. In a forked child it does
+    /// nothing: the pool is its parent's.
     ~Pool() {
+        if (!pool_->owned_here()) return;
         if (std::uncaught_exceptions() > uncaught_at_start_) {
             pool_->terminate();
             return;
@@ -188,21 +239,23 @@ public:
 
     // ------------------------------------------------------------------ map and starmap
 
-    /// f(x) for every x of `inputs` (any sized input range), in order. Blocks until every chunk has
+    /// f(x) for every x of `inputs` (any sized input range), in order. Blocks until every item has
     /// settled, then returns the results or throws the error of the lowest failing index
-    /// (RemoteError, WorkerCrashed, TimeoutError). `chunksize` 0 picks guided chunks.
+    /// (RemoteError, WorkerCrashed, TimeoutError). `chunksize` 0 picks guided chunks. A worker's
+    /// death fails only the item it was running; the other items of its chunk still complete.
     template <class F, std::ranges::sized_range Range>
     auto map(F f, const Range& inputs, std::size_t chunksize = 0) {
         return map_async(f, inputs, chunksize).get();
     }
 
-    /// As map, without waiting: the Future's get() returns the vector or throws.
+    /// As map, without waiting for the results: the Future's get() returns the vector or throws.
+    /// Returns once every chunk is on the task ring.
     template <class F, std::ranges::sized_range Range>
     auto map_async(F f, const Range& inputs, std::size_t chunksize = 0) {
         using Item = std::remove_cvref_t<std::ranges::range_value_t<Range>>;
-        using Task = detail::ChunkTask<F, Item, false>;
         detail::check_pool_callable<F>();
-        return submit_chunks<Task, Item>(f, inputs, chunksize, "map");
+        detail::check_map_callable<F, Item>("map");
+        return submit_chunks<F, Item, false>(f, inputs, chunksize, "map");
     }
 
     /// g(std::get<0>(t), std::get<1>(t), ...) for every tuple (or pair) t of `inputs`, in order.
@@ -210,12 +263,13 @@ public:
     auto starmap(G g, const Range& inputs, std::size_t chunksize = 0) {
         return starmap_async(g, inputs, chunksize).get();
     }
+    /// As starmap, without waiting for the results.
     template <class G, std::ranges::sized_range Range>
     auto starmap_async(G g, const Range& inputs, std::size_t chunksize = 0) {
         using Item = std::remove_cvref_t<std::ranges::range_value_t<Range>>;
-        using Task = detail::ChunkTask<G, Item, true>;
         detail::check_pool_callable<G>();
-        return submit_chunks<Task, Item>(g, inputs, chunksize, "starmap");
+        detail::check_starmap_callable<G, Item>();
+        return submit_chunks<G, Item, true>(g, inputs, chunksize, "starmap");
     }
 
     // ------------------------------------------------------------------ apply
@@ -226,33 +280,27 @@ public:
         return apply_async(f, std::forward<Args>(args)...).get();
     }
 
-    /// f(args...) in a worker; returns its Future at once. Arguments are copied through the codec.
+    /// f(args...) in a worker; returns its Future once the task is on the task ring. Arguments are
+    /// copied through the codec. Throws StateError once the pool is closed.
     template <class F, class... Args>
     auto apply_async(F f, Args&&... args) {
         detail::check_pool_callable<F>();
+        static_assert(std::is_invocable_v<F&, std::decay_t<Args>&...>,
+                      "mproc::Pool::apply: the function cannot be called with these arguments");
         using Task = detail::CallTask<F, std::decay_t<Args>...>;
         using R = typename Task::Result;
+        static_assert(!std::is_reference_v<R>,
+                      "mproc::Pool::apply: the function returns a reference; a result travels by value to another "
+                      "process: return a value (std::decay_t of it)");
         static_assert(std::is_void_v<R> || Serializable<std::remove_cvref_t<R>>,
                       "mproc::Pool::apply: the function's return type is not serializable (see <mproc/codec.hpp>)");
+        using Sink = detail::ApplySink<R>;
         auto state = std::make_shared<typename detail::PoolFutureSource<R>::State>();
-        auto args_tuple = std::tuple<std::decay_t<Args>...>(std::forward<Args>(args)...);
-        std::uint64_t id = next_label_++;
-        detail::PendingTask pending{
-            [state](detail::ResultStatus status, std::span<const std::byte> payload, pid_t pid) {
-                if (status == detail::ResultStatus::error) {
-                    *state = detail::remote_error(payload, pid);
-                } else if constexpr (std::is_void_v<R>) {
-                    *state = std::monostate{};
-                } else {
-                    try {
-                        *state = decode<std::remove_cvref_t<R>>(payload);
-                    } catch (...) {
-                        *state = std::current_exception();
-                    }
-                }
-            },
-            [state](std::exception_ptr e) { *state = e; }, "task " + std::to_string(id) + " (apply)"};
-        pool_->submit<Task>(f, args_tuple, std::move(pending), "apply_async");
+        auto task = std::make_shared<detail::Submission<Task, F, std::tuple<std::decay_t<Args>...>, detail::Returned<R>, Sink>>(
+            f, std::tuple<std::decay_t<Args>...>(std::forward<Args>(args)...), Sink{state});
+        task->label = "task " + std::to_string(next_label_++) + " (apply)";
+        pool_->submit(std::move(task), "apply_async");
+        pool_->flush();
         return Future<R>(std::make_unique<detail::PoolFutureSource<R>>(pool_, state));
     }
 
@@ -263,21 +311,26 @@ public:
 
     /// f(x) for every x of `inputs`, lazily and in order: inputs are read and sent as the loop
     /// advances, with a bounded number of chunks in flight, so a huge range is never materialised
-    /// and leaving the loop early is cheap. Dereferencing throws the item's error. A container passed
-    /// as a temporary is kept alive by the returned range; an lvalue must outlive the loop.
-    /// `chunksize` 0 adapts chunks to the measured cost of an item.
+    /// and leaving the loop early is cheap. Dereferencing throws the item's error. If reading the
+    /// inputs throws, the results of the items read before are delivered first, then that exception.
+    /// A container passed as a temporary is kept alive by the returned range; an lvalue must outlive
+    /// the loop. `chunksize` 0 adapts chunks to the measured cost of an item.
     template <class F, std::ranges::viewable_range Range>
         requires std::ranges::input_range<Range>
     auto imap(F f, Range&& inputs, std::size_t chunksize = 0) {
         detail::check_pool_callable<F>();
-        return LazyMap<F, std::views::all_t<Range>, true>(pool_, f, std::views::all(std::forward<Range>(inputs)), chunksize, progress_);
+        detail::check_map_callable<F, std::remove_cvref_t<std::ranges::range_value_t<Range>>>("imap");
+        return LazyMap<F, std::views::all_t<Range>, true>(pool_, f, std::views::all(std::forward<Range>(inputs)), chunksize,
+                                                         make_progress(total_of(inputs), "imap"));
     }
     /// As imap, yielding results as they finish (chunks in any order).
     template <class F, std::ranges::viewable_range Range>
         requires std::ranges::input_range<Range>
     auto imap_unordered(F f, Range&& inputs, std::size_t chunksize = 0) {
         detail::check_pool_callable<F>();
-        return LazyMap<F, std::views::all_t<Range>, false>(pool_, f, std::views::all(std::forward<Range>(inputs)), chunksize, progress_);
+        detail::check_map_callable<F, std::remove_cvref_t<std::ranges::range_value_t<Range>>>("imap_unordered");
+        return LazyMap<F, std::views::all_t<Range>, false>(pool_, f, std::views::all(std::forward<Range>(inputs)), chunksize,
+                                                          make_progress(total_of(inputs), "imap_unordered"));
     }
 
     // ------------------------------------------------------------------ lifecycle
@@ -299,23 +352,38 @@ private:
         return processes;
     }
 
-    template <class Task, class Item, class F, class Range>
+    template <class Rg>
+    static std::size_t total_of(Rg& r) {
+        if constexpr (std::ranges::sized_range<Rg>)
+            return static_cast<std::size_t>(std::ranges::size(r));
+        else
+            return 0;
+    }
+
+    std::shared_ptr<detail::Progress> make_progress(std::size_t total, const char* what) const {
+        if (!progress_ && !on_progress_) return nullptr;
+        return std::make_shared<detail::Progress>(progress_, on_progress_, total, what);
+    }
+
+    template <class F, class Item, bool Star, class Range>
     auto submit_chunks(const F& f, const Range& inputs, std::size_t chunksize, const char* op) {
-        using R = typename Task::Result;
+        using Worker = detail::ChunkTask<F, Item, Star>;
+        using R = typename Worker::Result;
         static_assert(!std::is_void_v<R>, "mproc::Pool::map: the function returns void; use apply_async for side effects");
         static_assert(Serializable<std::vector<Item>>, "mproc::Pool::map: the input elements are not serializable (see <mproc/codec.hpp>)");
         static_assert(Serializable<std::vector<R>>, "mproc::Pool::map: the function's results are not serializable (see <mproc/codec.hpp>)");
+        using Sink = detail::MapSink<R>;
+        using Task = detail::Submission<Worker, F, std::vector<Item>, R, Sink>;
         const std::size_t n = static_cast<std::size_t>(std::ranges::size(inputs));
-        auto state = std::make_shared<detail::MapState<R>>(n, progress_, op);
+        auto state = std::make_shared<detail::MapState<R>>(n);
         auto outcome = state->outcome;
-        // One count stands for "still submitting", so that chunks settling during the submission
-        // (results are collected while the task ring is full) cannot finish the map early.
-        state->chunks_left = 1;
+        auto progress = make_progress(n, op);
         auto it = std::ranges::begin(inputs);
         // Items are assumed to encode to about the first one's size (plus slack for varying sizes).
         std::size_t item_bytes = n == 0 ? 1 : encoded_size(static_cast<const Item&>(*it)) + 1;
         detail::ChunkPlan plan(n, processes(), chunksize, pool_->max_task_bytes() / (item_bytes + item_bytes / 4));
         std::size_t at = 0;
+        std::vector<std::shared_ptr<detail::PoolTask>> tasks;
         for (std::size_t count = plan.next(); count != 0; at += count, count = plan.next()) {
             std::vector<Item> items;
             if constexpr (std::ranges::forward_range<Range>) { // one copy (a memcpy for contiguous trivial items)
@@ -326,68 +394,61 @@ private:
                 items.reserve(count);
                 for (std::size_t k = 0; k < count; ++k, ++it) items.push_back(*it);
             }
-            detail::PendingTask pending{
-                [state, at, count](detail::ResultStatus status, std::span<const std::byte> payload, pid_t pid) {
-                    if (status == detail::ResultStatus::error) {
-                        std::uint64_t index = 0;
-                        auto e = detail::remote_error(payload, pid, &index);
-                        state->fail_at(at + index, e);
-                    } else {
-                        try {
-                            decode_into(payload, state->scratch); // reused: no fresh pages per chunk
-                            std::move(state->scratch.begin(), state->scratch.end(), state->results.begin() + static_cast<std::ptrdiff_t>(at));
-                        } catch (...) {
-                            state->fail_at(at, std::current_exception());
-                        }
-                    }
-                    state->chunk_done(count);
-                },
-                [state, at, count](std::exception_ptr e) {
-                    state->fail_at(at, e);
-                    state->chunk_done(count);
-                },
-                "task " + std::to_string(next_label_++) + " (" + op + " items " + std::to_string(at) + ".." +
-                    std::to_string(at + count - 1) + ")"};
-            ++state->chunks_left;
-            pool_->submit<Task>(f, items, std::move(pending), op);
+            auto task = std::make_shared<Task>(f, std::move(items), Sink{state, at});
+            task->count = count;
+            task->base = at;
+            task->progress = progress;
+            task->label = "task " + std::to_string(next_label_++) + " (" + op + " items " + std::to_string(at) + ".." +
+                          std::to_string(at + count - 1) + ")";
+            tasks.push_back(std::move(task));
         }
-        state->chunk_done(0);
+        state->chunks_left += tasks.size();
+        for (auto& t : tasks) pool_->submit(std::move(t), op);
+        pool_->locked([&] { state->chunk_done(); }); // the "still submitting" count, under the lock like every chunk
+        pool_->flush();
         return Future<std::vector<R>>(std::make_unique<detail::PoolFutureSource<std::vector<R>>>(pool_, outcome));
     }
 
     std::shared_ptr<detail::WorkerPool> pool_;
     bool progress_ = false;
-    std::uint64_t next_label_ = 1;
+    detail::ProgressCallback on_progress_;
+    std::atomic<std::uint64_t> next_label_{1};
     int uncaught_at_start_ = std::uncaught_exceptions();
 };
 
-/// The range imap and imap_unordered return: iterate it once. `Range` is a view of the inputs.
+/// The range imap and imap_unordered return: iterate it once, from one thread at a time.
+/// `Range` is a view of the inputs.
 template <class F, class Range, bool Ordered>
 class Pool::LazyMap {
     using Item = std::remove_cvref_t<std::ranges::range_value_t<Range>>;
-    using Task = detail::ChunkTask<F, Item, false>;
-    using R = typename Task::Result;
+    using Worker = detail::ChunkTask<F, Item, false>;
+    using R = typename Worker::Result;
     static_assert(!std::is_void_v<R>, "mproc::Pool::imap: the function returns void; use apply_async for side effects");
 
+    // A chunk's outcomes, written under the pool's lock as its items settle; read once `settled`.
     struct Chunk {
-        std::uint64_t id = 0;
         std::size_t count = 0;
-        bool settled = false;
+        std::atomic<bool> settled{false};
         std::vector<R> results;
-        std::exception_ptr error;
+        std::vector<std::exception_ptr> errors; // empty, or one per item (null where it succeeded)
     };
+    struct Sink {
+        std::shared_ptr<Chunk> chunk;
+        void result(std::size_t i, R&& value) { chunk->results[i] = std::move(value); }
+        void failed(std::size_t i, std::exception_ptr e) {
+            if (chunk->errors.empty()) chunk->errors.resize(chunk->count);
+            chunk->errors[i] = std::move(e);
+        }
+        void done() { chunk->settled.store(true, std::memory_order_release); }
+    };
+    using Task = detail::Submission<Worker, F, std::vector<Item>, R, Sink>;
 
 public:
-    LazyMap(std::shared_ptr<detail::WorkerPool> pool, F f, Range inputs, std::size_t chunksize, bool progress)
+    LazyMap(std::shared_ptr<detail::WorkerPool> pool, F f, Range inputs, std::size_t chunksize, std::shared_ptr<detail::Progress> progress)
         : pool_(std::move(pool)), f_(f), inputs_(std::move(inputs)), it_(std::ranges::begin(inputs_)),
-          end_(std::ranges::end(inputs_)), fixed_(chunksize),
-          bar_(progress, total_of(inputs_), Ordered ? "imap" : "imap_unordered"), start_(detail::Clock::now()) {}
+          end_(std::ranges::end(inputs_)), fixed_(chunksize), progress_(std::move(progress)), start_(detail::Clock::now()) {}
     LazyMap(const LazyMap&) = delete;
     LazyMap& operator=(const LazyMap&) = delete;
-    ~LazyMap() {
-        for (auto& c : in_flight_)
-            if (!c->settled) pool_->forget(c->id);
-    }
 
     class iterator {
     public:
@@ -415,14 +476,6 @@ public:
     bool finished() const noexcept { return done_; }
 
 private:
-    template <class Rg>
-    static std::size_t total_of(Rg& r) {
-        if constexpr (std::ranges::sized_range<Rg>)
-            return static_cast<std::size_t>(std::ranges::size(r));
-        else
-            return 0;
-    }
-
     const R& current() {
         if (current_error_) std::rethrow_exception(current_error_);
         return *current_;
@@ -435,12 +488,11 @@ private:
         for (;;) {
             if (!ready_.empty() && ready_pos_ < ready_.front()->count) {
                 Chunk& c = *ready_.front();
-                if (c.error) { // as in Python, a failed chunk yields its error once, in place of its items
-                    current_error_ = c.error;
-                    ready_pos_ = c.count;
-                } else {
-                    current_ = &c.results[ready_pos_++];
-                }
+                std::size_t i = ready_pos_++;
+                if (!c.errors.empty() && c.errors[i])
+                    current_error_ = c.errors[i];
+                else
+                    current_ = &c.results[i];
                 return;
             }
             if (!ready_.empty()) {
@@ -450,21 +502,28 @@ private:
             }
             top_up();
             if (in_flight_.empty()) {
+                if (input_error_) { // the items read before it are delivered: now the reading's own error
+                    current_error_ = std::exchange(input_error_, nullptr);
+                    return;
+                }
                 done_ = true;
-                bar_.finish();
+                if (progress_) run(pool_->locked([&] { return progress_->finish(); }));
                 return;
             }
             collect_settled();
-            if (ready_.empty())
-                pool_->wait_until([&] { return next_settled() != nullptr; }, detail::Deadline::never());
+            if (ready_.empty()) pool_->wait_until([&] { return next_settled() != nullptr; }, detail::Deadline::never());
             collect_settled();
         }
     }
 
+    static void run(const std::function<void()>& call) {
+        if (call) call();
+    }
+
     Chunk* next_settled() {
-        if (Ordered) return in_flight_.front()->settled ? in_flight_.front().get() : nullptr;
+        if (Ordered) return in_flight_.front()->settled.load(std::memory_order_acquire) ? in_flight_.front().get() : nullptr;
         for (auto& c : in_flight_)
-            if (c->settled) return c.get();
+            if (c->settled.load(std::memory_order_acquire)) return c.get();
         return nullptr;
     }
 
@@ -473,6 +532,7 @@ private:
             Chunk* c = next_settled();
             if (!c) return;
             auto pos = std::find_if(in_flight_.begin(), in_flight_.end(), [&](auto& p) { return p.get() == c; });
+            finished_items_ += c->count;
             ready_.push_back(std::move(*pos));
             in_flight_.erase(pos);
         }
@@ -489,43 +549,32 @@ private:
 
     void top_up() {
         const std::size_t limit = 2 * static_cast<std::size_t>(pool_->processes());
-        while (in_flight_.size() < limit && it_ != end_) {
+        bool sent = false;
+        while (in_flight_.size() < limit && it_ != end_ && !input_error_) {
             std::size_t want = next_chunk_size();
             std::vector<Item> items;
             items.reserve(std::min<std::size_t>(want, 65536));
-            for (; items.size() < want && it_ != end_; ++it_) items.push_back(*it_);
-            auto chunk = std::make_unique<Chunk>();
-            Chunk* c = chunk.get();
-            c->count = items.size();
-            detail::PendingTask pending{
-                [this, c](detail::ResultStatus status, std::span<const std::byte> payload, pid_t pid) {
-                    if (status == detail::ResultStatus::error) {
-                        c->error = detail::remote_error(payload, pid);
-                    } else {
-                        try {
-                            c->results = decode<std::vector<R>>(payload);
-                        } catch (...) {
-                            c->error = std::current_exception();
-                        }
-                    }
-                    settle(*c);
-                },
-                [this, c](std::exception_ptr e) {
-                    c->error = e;
-                    settle(*c);
-                },
-                std::string("task (") + (Ordered ? "imap" : "imap_unordered") + " items " + std::to_string(submitted_) + ".." +
-                    std::to_string(submitted_ + items.size() - 1) + ")"};
-            submitted_ += items.size();
-            c->id = pool_->submit<Task>(f_, items, std::move(pending), Ordered ? "imap" : "imap_unordered");
+            try {
+                for (; items.size() < want && it_ != end_; ++it_) items.push_back(*it_);
+            } catch (...) {
+                input_error_ = std::current_exception(); // raised after the results of the items before it
+            }
+            if (items.empty()) break;
+            auto chunk = std::make_shared<Chunk>();
+            chunk->count = items.size();
+            chunk->results.resize(items.size());
+            auto task = std::make_shared<Task>(f_, std::move(items), Sink{chunk});
+            task->count = chunk->count;
+            task->base = submitted_;
+            task->progress = progress_;
+            task->label = std::string("task (") + (Ordered ? "imap" : "imap_unordered") + " items " + std::to_string(submitted_) +
+                          ".." + std::to_string(submitted_ + chunk->count - 1) + ")";
+            submitted_ += chunk->count;
+            pool_->submit(std::move(task), Ordered ? "imap" : "imap_unordered");
             in_flight_.push_back(std::move(chunk));
+            sent = true;
         }
-    }
-
-    void settle(Chunk& c) {
-        c.settled = true;
-        finished_items_ += c.count;
-        bar_.advance(c.count);
+        if (sent) pool_->flush();
     }
 
     std::shared_ptr<detail::WorkerPool> pool_;
@@ -534,15 +583,16 @@ private:
     std::ranges::iterator_t<Range> it_;
     std::ranges::sentinel_t<Range> end_;
     std::size_t fixed_;
-    detail::ProgressBar bar_;
+    std::shared_ptr<detail::Progress> progress_;
     detail::Clock::time_point start_;
-    std::deque<std::unique_ptr<Chunk>> in_flight_;
-    std::deque<std::unique_ptr<Chunk>> ready_;
+    std::deque<std::shared_ptr<Chunk>> in_flight_;
+    std::deque<std::shared_ptr<Chunk>> ready_;
     std::size_t ready_pos_ = 0;
     std::size_t submitted_ = 0;
     std::size_t finished_items_ = 0;
     const R* current_ = nullptr;
     std::exception_ptr current_error_;
+    std::exception_ptr input_error_;
     bool done_ = false;
 };
 

@@ -1,10 +1,14 @@
-// A one-line progress bar on stderr for Pool::map, imap and starmap: count, rate and ETA, redrawn in
-// place on a terminal, plain lines about once a second otherwise (logs, CI).
+// Progress of one map, imap or starmap: items settled plus the items the workers have finished but
+// not yet sent (read from their slots), as a one-line bar on stderr and/or a user callback.
+// The bar redraws in place on a terminal (every 100 ms at most, fitted to its width), as plain lines
+// about once a second otherwise (logs, CI); the ETA shows once a rate is known.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <cstdio>
+#include <functional>
 #include <string>
 
 #include "deadline.hpp"
@@ -12,49 +16,87 @@
 
 namespace mproc::detail {
 
-class ProgressBar {
+/// Called with (items done, items in all) as items complete; total 0 when unknown.
+using ProgressCallback = std::function<void(std::size_t done, std::size_t total)>;
+
+class Progress {
 public:
     /// `total` 0 means unknown (imap over an unsized range): no percentage or ETA then.
-    ProgressBar(bool enabled, std::size_t total, const char* what)
-        : enabled_(enabled), total_(total), what_(what), tty_(enabled && posix::is_terminal(2)), start_(Clock::now()) {
-        if (enabled_) draw(false);
+    Progress(bool bar, ProgressCallback callback, std::size_t total, const char* what)
+        : bar_(bar), tty_(bar && posix::is_terminal(2)), callback_(std::move(callback)), total_(total), what_(what),
+          start_(Clock::now()) {
+        if (bar_) draw(false);
     }
-    ~ProgressBar() { finish(); }
-    ProgressBar(const ProgressBar&) = delete;
-    ProgressBar& operator=(const ProgressBar&) = delete;
+    Progress(const Progress&) = delete;
+    Progress& operator=(const Progress&) = delete;
 
-    void advance(std::size_t n) {
-        if (!enabled_) return;
-        done_ += n;
+    bool enabled() const noexcept { return bar_ || callback_; }
+
+    /// `n` more items settled.
+    void settled(std::size_t n) { settled_ += n; }
+    /// True once a known total has settled.
+    bool all_settled() const noexcept { return total_ != 0 && settled_ >= total_; }
+
+    /// Shows the count, with `running` items finished in the workers but not yet settled. Returns the
+    /// callback call to make (outside any lock), or an empty function.
+    std::function<void()> tick(std::size_t running) {
+        std::size_t done = std::min(settled_ + running, total_ ? total_ : settled_ + running);
+        if (done == shown_ && !bar_) return {};
         auto now = Clock::now();
-        if (now - last_draw_ >= (tty_ ? std::chrono::milliseconds(100) : std::chrono::milliseconds(1000))) draw(false);
+        if (bar_ && (done != shown_ || now - last_draw_ >= std::chrono::seconds(1)) &&
+            now - last_draw_ >= (tty_ ? std::chrono::milliseconds(100) : std::chrono::milliseconds(1000))) {
+            shown_ = done;
+            draw(false);
+        }
+        if (!callback_ || done == reported_) return {};
+        reported_ = done;
+        return [cb = callback_, done, total = total_] { cb(done, total); };
     }
 
-    void finish() {
-        if (!enabled_ || finished_) return;
+    /// The last line, once every item settled; returns the final callback call.
+    std::function<void()> finish() {
+        if (finished_) return {};
         finished_ = true;
-        draw(true);
+        shown_ = settled_;
+        if (bar_) draw(true);
+        if (!callback_ || reported_ == settled_) return {};
+        reported_ = settled_;
+        return [cb = callback_, done = settled_, total = total_] { cb(done, total); };
     }
 
 private:
     void draw(bool final_line) {
         last_draw_ = Clock::now();
+        const std::size_t done = final_line ? settled_ : shown_;
         double secs = std::chrono::duration<double>(last_draw_ - start_).count();
-        double rate = secs > 0 ? static_cast<double>(done_) / secs : 0.0;
-        std::string line = std::string(what_) + " ";
+        double rate = secs > 0 ? static_cast<double>(done) / secs : 0.0;
         char buf[160];
+        std::string tail;
         if (total_ > 0) {
-            constexpr int width = 24;
-            int filled = static_cast<int>(width * static_cast<double>(done_) / static_cast<double>(total_));
-            line += "[" + std::string(static_cast<std::size_t>(filled), '#') + std::string(static_cast<std::size_t>(width - filled), '.') + "] ";
-            double eta = rate > 0 ? static_cast<double>(total_ - done_) / rate : 0.0;
-            std::snprintf(buf, sizeof buf, "%zu/%zu %3.0f%% %.1f it/s %s %s", done_, total_,
-                          100.0 * static_cast<double>(done_) / static_cast<double>(total_), rate,
-                          final_line ? "in" : "ETA", clock_text(final_line ? secs : eta).c_str());
+            std::snprintf(buf, sizeof buf, " %zu/%zu %3.0f%% %.1f it/s", done, total_,
+                          100.0 * static_cast<double>(done) / static_cast<double>(total_), rate);
+            tail = buf;
+            if (final_line)
+                tail += " in " + clock_text(secs);
+            else if (done > 0 && rate > 0)
+                tail += " ETA " + clock_text(static_cast<double>(total_ - done) / rate);
         } else {
-            std::snprintf(buf, sizeof buf, "%zu done %.1f it/s elapsed %s", done_, rate, clock_text(secs).c_str());
+            std::snprintf(buf, sizeof buf, " %zu done %.1f it/s elapsed", done, rate);
+            tail = std::string(buf) + " " + clock_text(secs);
         }
-        line += buf;
+        std::string line = what_;
+        if (total_ > 0) {
+            // The bar takes what the terminal's width leaves (24 columns off a terminal).
+            int columns = tty_ ? posix::terminal_columns(2) : 0;
+            int width = columns > 0 ? columns - static_cast<int>(line.size() + tail.size()) - 4 : 24;
+            width = std::clamp(width, 0, 50);
+            if (width >= 5) {
+                int filled = static_cast<int>(width * static_cast<double>(done) / static_cast<double>(total_));
+                line += " [" + std::string(static_cast<std::size_t>(filled), '#') +
+                        std::string(static_cast<std::size_t>(width - filled), '.') + "]";
+            }
+        }
+        line += tail;
         if (tty_)
             std::fprintf(stderr, "\r%s\033[K%s", line.c_str(), final_line ? "\n" : "");
         else
@@ -69,12 +111,15 @@ private:
         return buf;
     }
 
-    bool enabled_;
+    bool bar_;
+    bool tty_;
+    ProgressCallback callback_;
     std::size_t total_;
     const char* what_;
-    bool tty_;
     bool finished_ = false;
-    std::size_t done_ = 0;
+    std::size_t settled_ = 0;
+    std::size_t shown_ = 0;
+    std::size_t reported_ = 0;
     Clock::time_point start_;
     Clock::time_point last_draw_{};
 };

@@ -1,38 +1,58 @@
-// The machinery under Pool: the task and result rings, the worker processes, and the parent-side
-// table of unsettled tasks with its supervision (crashes, timeouts, replacements).
+// The engine under Pool: the task and result rings, the worker processes, and the parent-side table
+// of unsettled tasks with its supervision (crashes, timeouts, replacements).
 //
 // Protocol. The parent puts tasks on one shared ring; idle workers take them. A task is
 // [TaskHeader][function object bytes][codec-encoded arguments]; the header carries a pointer to a
-// `run` function instantiated for the task's types, which is valid in the workers because they are
-// forks of the parent. A worker answers on the result ring with [ResultHeader][payload].
+// `run` function instantiated for the task's types, valid in the workers because they are forks of
+// the parent. A task covers `count` items (1 for apply, a chunk for map) and runs them from item
+// `first` on. A worker answers on the result ring with records [ResultHeader][payload]: the encoded
+// results of items [first, first + count), or the error of such items.
 //
-// Attribution of failures. Before a task leaves the task ring, the taking worker writes the task's id
-// and ring position into its slot in shared memory (MessageRing::get's claim). When a worker dies,
-// the parent first drains every result (a result the worker published before dying wins), then asks
-// the ring whether the claimed task was taken (consumed(position)): if it was, the task failed with
-// the worker (WorkerCrashed); if the worker died before taking it, the task is still queued and
-// another worker runs it. A worker that overruns task_timeout is killed and its task gets
-// TimeoutError. Either way a replacement worker is forked into the same slot.
+// Ownership before decoding. A worker writes the task's id, ring position and first item into its
+// slot in shared memory (MessageRing::get's claim), then copies the task out of the ring, and only
+// then decodes and runs it. A task whose decoding kills the worker has left the ring; the parent puts
+// it back once, and fails it the second time: it never comes back to poison worker after worker.
 //
-// Supervision runs in the parent's calls (map, Future::get/wait, join...), not in a thread: the pool
-// adds no thread to the user's program, and forks only from the thread that uses it.
+// Per-item results. A worker encodes each item's result into its slot's result buffer (shared
+// memory) and publishes the count of items finished; a full buffer, the end of the task or an item
+// that throws sends the buffered results as one record. When a worker dies, the parent takes the
+// results it had buffered, fails the item it was running (WorkerCrashed, or TimeoutError when the
+// parent killed it for overrunning), and puts the items not started back on the ring as a new task:
+// nothing is lost, nothing runs twice.
+//
+// Attribution. When a worker dies, the parent asks, in this order: was the task its slot names taken
+// out of the ring (consumed(position))? If not, it is still queued for the next worker. Does another
+// worker's slot name the same task, reserved later? Then that worker took it after the dead one
+// reserved it. Then it
+// drains every published result; a task still unsettled after that was the dead worker's. Each step
+// only ever sees facts published before it, so no task is blamed on a worker that did not run it.
+//
+// Threads. Any number of threads may submit and wait. The parent's state is under one mutex; one
+// waiting thread at a time collects results and supervises the workers (the others sleep on a
+// condition variable and are woken as results come in). The parent never blocks on the task ring:
+// a task that does not fit waits in a backlog that whoever collects results feeds, fragment by
+// fragment, so arguments and results of any size can never stall the pool.
 #pragma once
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <deque>
 #include <exception>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
 #include <tuple>
 #include <unordered_map>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include "../codec.hpp"
@@ -40,19 +60,22 @@
 #include "../process.hpp"
 #include "arena.hpp"
 #include "deadline.hpp"
+#include "demangle.hpp"
 #include "message_ring.hpp"
+#include "posix/fork_hooks.hpp"
 #include "posix/process.hpp"
 #include "posix/terminal.hpp"
+#include "progress.hpp"
 
 namespace mproc::detail {
 
-class ResultWriter;
+class TaskContext;
 
-/// A task decoded in a worker, ready to run outside the task ring's lock.
+/// A task decoded in a worker, ready to run its items.
 class PreparedTask {
 public:
     virtual ~PreparedTask() = default;
-    virtual void run(ResultWriter& out) = 0;
+    virtual void run(TaskContext& out) = 0;
 };
 
 using TaskRunner = std::unique_ptr<PreparedTask> (*)(std::span<const std::byte> fn, std::span<const std::byte> args);
@@ -61,77 +84,145 @@ struct TaskHeader {
     std::uint64_t id; // 0 is never used
     TaskRunner runner;
     std::uint64_t fn_bytes;
+    std::uint64_t first;           // the first item to run
+    std::uint64_t count;           // items in the task
+    std::int64_t item_timeout_ns;  // 0: no limit; else the worker stamps each item's start
 };
 
-enum class ResultStatus : std::uint32_t { ok = 0, error = 1 };
+enum class ResultKind : std::uint32_t { items = 0, error = 1 };
 
 struct ResultHeader {
     std::uint64_t id;
-    ResultStatus status;
+    ResultKind kind;
     std::int32_t worker_pid;
+    std::uint64_t first; // items [first, first + count) of the task
+    std::uint64_t count;
 };
 
-/// What a failing task reports: the item's index within its task (0 for apply) and the exception.
-struct TaskError {
-    std::uint64_t index = 0;
-    std::string type;
-    std::string message;
-    template <class Archive>
-    void serialize(Archive& ar) {
-        ar(index, type, message);
-    }
-};
-
-/// One worker's shared state, written by the worker and read by the parent.
+/// One worker's shared state, written by the worker and read by the parent (while the worker runs,
+/// for timeouts and progress; after its death, to settle what it was doing).
 struct alignas(64) WorkerSlot {
-    std::atomic<std::uint64_t> task{0};       // the task being taken or run, 0 when idle
-    std::atomic<std::uint64_t> position{0};   // where that task began in the task ring
-    std::atomic<std::int64_t> started_ns{0};  // when it began running (steady clock), 0 before
+    std::atomic<std::uint64_t> task{0};      // the task being taken or run, 0 when idle
+    std::atomic<std::uint64_t> position{0};  // where that task began in the task ring
+    std::atomic<std::uint64_t> claim{0};     // the order of that reservation among all workers'
+    std::atomic<std::int64_t> started_ns{0}; // when its current item (or the task) began; 0 idle
     std::atomic<std::uint32_t> initialized{0};
+    std::atomic<std::uint32_t> running{0};   // 0: taking or decoding the task; 1: running its items
+    std::atomic<std::uint64_t> next_item{0}; // items before it are finished
+    // Items [buffer_first, next_item) have their results encoded in the slot's buffer, bytes
+    // [0, buffer_used) (buffer_used may run ahead by the item being written: the count rules).
+    std::atomic<std::uint64_t> buffer_first{0};
+    std::atomic<std::uint64_t> buffer_used{0};
 };
 
-/// Writes a task's result (or error) to the result ring, straight into shared memory when it fits.
-class ResultWriter {
-public:
-    ResultWriter(MessageRing& ring, std::uint64_t id, pid_t worker) : ring_(ring), id_(id), worker_(worker) {}
+// True in a process that a task forked from a worker: such a copy must never touch the pool.
+inline bool worker_copy = false;
 
+/// A worker's side of the task it runs: publishes each item's outcome (see the file comment).
+class TaskContext {
+public:
+    TaskContext(MessageRing& results, WorkerSlot& slot, std::span<std::byte> buffer, const TaskHeader& h, pid_t me)
+        : ring_(results), slot_(slot), buffer_(buffer), id_(h.id), next_(h.first), buffer_first_(h.first),
+          count_(h.count), stamp_items_(h.item_timeout_ns != 0), me_(me) {}
+
+    std::size_t first() const noexcept { return static_cast<std::size_t>(next_); }
+
+    /// The current item finished with `value`.
     template <class R>
-    void ok(const R& value) {
-        send(ResultStatus::ok, value);
-    }
-    void ok_void() { send(ResultStatus::ok, std::monostate{}); }
-    void error(std::uint64_t index) {
-        TaskError e{index, current_exception_type(), "(not derived from std::exception)"};
-        try {
-            throw;
-        } catch (const std::exception& ex) {
-            e.message = ex.what();
-        } catch (...) {
+    void item_done(const R& value) {
+        leave_if_copy();
+        const std::size_t n = codec::element_size(value);
+        if (used_ + n > buffer_.size()) {
+            flush();
+            if (n > buffer_.size()) { // an item larger than the buffer travels on its own
+                send_items(value, n);
+                advance();
+                buffer_first_ = next_;
+                slot_.buffer_first.store(buffer_first_, std::memory_order_release);
+                return;
+            }
         }
-        send(ResultStatus::error, e);
+        codec::write_element(value, buffer_.data() + used_);
+        used_ += n;
+        slot_.buffer_used.store(used_, std::memory_order_release);
+        advance();
+    }
+
+    /// The current item threw: its error travels, the next items run.
+    void item_failed() {
+        leave_if_copy();
+        flush();
+        send_error(1, describe_current_exception());
+        advance();
+        buffer_first_ = next_;
+        slot_.buffer_first.store(buffer_first_, std::memory_order_release);
+    }
+
+    /// The whole task failed before its items could run (its arguments did not decode).
+    void task_failed() {
+        send_error(count_ - next_, describe_current_exception());
+        next_ = count_;
+    }
+
+    /// Sends what the buffer holds: the task is over.
+    void finish() {
+        leave_if_copy();
+        flush();
     }
 
 private:
-    template <class T>
-    void send(ResultStatus status, const T& payload) {
-        ResultHeader h{id_, status, static_cast<std::int32_t>(worker_)};
-        const std::size_t size = sizeof h + encoded_size(payload);
-        if (size <= ring_.max_record_payload()) {
-            ring_.put(size, [&](std::byte* out) {
-                std::memcpy(out, &h, sizeof h);
-                encode_into(payload, out + sizeof h);
-            }, Deadline::never());
-        } else {
-            std::vector<std::byte> bytes(size);
-            std::memcpy(bytes.data(), &h, sizeof h);
-            encode_into(payload, bytes.data() + sizeof h);
-            ring_.put_fragmented(bytes, Deadline::never());
-        }
+    static void leave_if_copy() {
+        if (worker_copy) posix::exit_now(0); // a task forked and its copy returned: it owns nothing here
+    }
+
+    void advance() {
+        ++next_;
+        slot_.next_item.store(next_, std::memory_order_release);
+        if (stamp_items_) slot_.started_ns.store(Clock::now().time_since_epoch().count(), std::memory_order_relaxed);
+    }
+
+    void flush() {
+        if (next_ == buffer_first_) return;
+        ResultHeader h{id_, ResultKind::items, me_, buffer_first_, next_ - buffer_first_};
+        ring_.put(sizeof h + used_, [&](std::byte* out) {
+            std::memcpy(out, &h, sizeof h);
+            std::memcpy(out + sizeof h, buffer_.data(), used_);
+        }, Deadline::never());
+        // The order matters to a parent reading the slot after a death here: first the buffer is
+        // empty (no item counted twice), then its size.
+        buffer_first_ = next_;
+        slot_.buffer_first.store(buffer_first_, std::memory_order_release);
+        used_ = 0;
+        slot_.buffer_used.store(0, std::memory_order_release);
+    }
+
+    template <class R>
+    void send_items(const R& value, std::size_t n) {
+        std::vector<std::byte> bytes(sizeof(ResultHeader) + n);
+        ResultHeader h{id_, ResultKind::items, me_, next_, 1};
+        std::memcpy(bytes.data(), &h, sizeof h);
+        codec::write_element(value, bytes.data() + sizeof h);
+        ring_.put_fragmented(bytes, Deadline::never());
+    }
+
+    void send_error(std::uint64_t items, const ExceptionText& e) {
+        ResultHeader h{id_, ResultKind::error, me_, next_, items};
+        std::vector<std::byte> bytes(sizeof h + encoded_size(e));
+        std::memcpy(bytes.data(), &h, sizeof h);
+        encode_into(e, bytes.data() + sizeof h);
+        ring_.put_fragmented(bytes, Deadline::never());
     }
 
     MessageRing& ring_;
+    WorkerSlot& slot_;
+    std::span<std::byte> buffer_;
     std::uint64_t id_;
-    pid_t worker_;
+    std::uint64_t next_;
+    std::uint64_t buffer_first_;
+    std::uint64_t count_;
+    std::size_t used_ = 0;
+    bool stamp_items_;
+    std::int32_t me_;
 };
 
 template <class F>
@@ -142,7 +233,11 @@ F function_from_bytes(std::span<const std::byte> bytes) {
     return *std::launder(reinterpret_cast<F*>(storage));
 }
 
-/// apply(f, args...): one call.
+/// What a void function's item gives back.
+template <class R>
+using Returned = std::conditional_t<std::is_void_v<R>, std::monostate, std::remove_cvref_t<R>>;
+
+/// apply(f, args...): one call, one item.
 template <class F, class... Args>
 class CallTask final : public PreparedTask {
 public:
@@ -151,16 +246,16 @@ public:
     static std::unique_ptr<PreparedTask> prepare(std::span<const std::byte> fn, std::span<const std::byte> args) {
         return std::make_unique<CallTask>(function_from_bytes<F>(fn), decode<std::tuple<Args...>>(args));
     }
-    void run(ResultWriter& out) override {
+    void run(TaskContext& out) override {
         try {
             if constexpr (std::is_void_v<Result>) {
                 std::apply(f_, args_);
-                out.ok_void();
+                out.item_done(std::monostate{});
             } else {
-                out.ok(static_cast<const Result&>(std::apply(f_, args_)));
+                out.item_done(static_cast<const Result&>(std::apply(f_, args_)));
             }
         } catch (...) {
-            out.error(0);
+            out.item_failed();
         }
     }
 
@@ -169,33 +264,33 @@ private:
     std::tuple<Args...> args_;
 };
 
-/// A chunk of map (Star = false: f(item)) or starmap (Star = true: f(get<0>(item), ...)).
+/// Calls f(item) (Star = false) or f(get<0>(item), ...) (Star = true).
+template <class F, class Item, bool Star>
+decltype(auto) call_item(F& f, Item& item) {
+    if constexpr (Star)
+        return std::apply(f, item);
+    else
+        return f(item);
+}
+
+/// A chunk of map (Star = false) or starmap (Star = true): one item per element.
 template <class F, class Item, bool Star>
 class ChunkTask final : public PreparedTask {
 public:
-    static auto call(F& f, Item& item) {
-        if constexpr (Star)
-            return std::apply(f, item);
-        else
-            return f(item);
-    }
-    using Result = decltype(call(std::declval<F&>(), std::declval<Item&>()));
+    using Result = std::remove_cvref_t<decltype(call_item<F, Item, Star>(std::declval<F&>(), std::declval<Item&>()))>;
 
     ChunkTask(F f, std::vector<Item> items) : f_(f), items_(std::move(items)) {}
     static std::unique_ptr<PreparedTask> prepare(std::span<const std::byte> fn, std::span<const std::byte> args) {
         return std::make_unique<ChunkTask>(function_from_bytes<F>(fn), decode<std::vector<Item>>(args));
     }
-    void run(ResultWriter& out) override {
-        std::vector<Result> results;
-        results.reserve(items_.size());
-        std::size_t i = 0;
-        try {
-            for (; i < items_.size(); ++i) results.push_back(call(f_, items_[i]));
-        } catch (...) {
-            out.error(i);
-            return;
+    void run(TaskContext& out) override {
+        for (std::size_t i = out.first(); i < items_.size(); ++i) {
+            try {
+                out.item_done(static_cast<const Result&>(call_item<F, Item, Star>(f_, items_[i])));
+            } catch (...) {
+                out.item_failed();
+            }
         }
-        out.ok(results);
     }
 
 private:
@@ -203,11 +298,63 @@ private:
     std::vector<Item> items_;
 };
 
-/// How the parent settles a task: with the result bytes, or with an exception.
-struct PendingTask {
-    std::function<void(ResultStatus, std::span<const std::byte>, pid_t)> on_result;
-    std::function<void(std::exception_ptr)> on_failure;
-    std::string label; // "task 7 (map items 100..199)", for error messages
+/// The parent's side of one submitted task: what to send, and where its items' outcomes go.
+class PoolTask {
+public:
+    virtual ~PoolTask() = default;
+    /// The worker-side runner and the body that follows the header: function bytes, then arguments.
+    virtual TaskRunner runner() const = 0;
+    virtual std::size_t fn_bytes() const = 0;
+    virtual std::size_t body_bytes() const = 0;
+    virtual void write_body(std::byte* out) const = 0;
+    /// Items [first, first + n) finished; `encoded` holds their results, element after element
+    /// (it may run on past them). Only items at or past `settled` are new. Throws SerializationError.
+    virtual void take_results(std::size_t first, std::size_t n, std::span<const std::byte> encoded) = 0;
+    /// Items [first, first + n) failed with `e`.
+    virtual void fail_items(std::size_t first, std::size_t n, std::exception_ptr e) = 0;
+    /// Every item has its outcome.
+    virtual void done() {}
+
+    std::size_t count = 1;   // items
+    std::size_t settled = 0; // items [0, settled) have their outcome
+    std::size_t base = 0;    // the index of item 0 in its map, for error messages
+    std::chrono::nanoseconds timeout{0}; // per item; 0: the pool's task_timeout
+    std::string label;       // "task 7 (map items 100..199)", for error messages
+    std::shared_ptr<Progress> progress; // the map's progress, if it shows any
+    int decode_deaths = 0;   // workers that died taking or decoding it
+};
+
+/// A PoolTask over function `F` and arguments `Body` (a tuple for apply, a vector of items for a
+/// chunk), run in the worker by `Worker`. `Sink` receives the outcomes: sink.result(i, R&&),
+/// sink.failed(i, exception_ptr), sink.done().
+template <class Worker, class F, class Body, class R, class Sink>
+class Submission final : public PoolTask {
+public:
+    Submission(F f, Body body, Sink sink) : f_(f), body_(std::move(body)), sink_(std::move(sink)) {}
+    TaskRunner runner() const override { return &Worker::prepare; }
+    std::size_t fn_bytes() const override { return sizeof(F); }
+    std::size_t body_bytes() const override { return sizeof(F) + encoded_size(body_); }
+    void write_body(std::byte* out) const override {
+        if constexpr (!std::is_empty_v<F>) std::memcpy(out, &f_, sizeof(F)); // an empty F's byte is padding
+        encode_into(body_, out + sizeof(F));
+    }
+    void take_results(std::size_t first, std::size_t n, std::span<const std::byte> encoded) override {
+        codec::Reader r(encoded, &codec::type_name<R>);
+        for (std::size_t i = first; i < first + n; ++i) {
+            R value{};
+            codec::read_element(r, value);
+            if (i >= settled) sink_.result(i, std::move(value));
+        }
+    }
+    void fail_items(std::size_t first, std::size_t n, std::exception_ptr e) override {
+        for (std::size_t i = std::max(first, settled); i < first + n; ++i) sink_.failed(i, e);
+    }
+    void done() override { sink_.done(); }
+
+private:
+    F f_;
+    Body body_;
+    Sink sink_;
 };
 
 struct PoolConfig {
@@ -220,13 +367,19 @@ struct PoolConfig {
 };
 
 /// The parent's side of a pool: rings, workers, unsettled tasks. Shared (std::shared_ptr) by the
-/// Pool and its futures; used from one thread.
+/// Pool and its futures. Every member may be called from any thread of the process that built it;
+/// from any other process they throw StateError.
 class WorkerPool {
 public:
     explicit WorkerPool(PoolConfig config)
         : config_(std::move(config)), tasks_(config_.task_queue_bytes, 0, "Pool"),
-          results_(config_.result_queue_bytes, 0, "Pool") {
-        for (int i = 0; i < config_.processes; ++i) slots_.push_back(std::make_unique<SharedBlock<WorkerSlot>>());
+          results_(config_.result_queue_bytes, 0, "Pool"), owner_(posix::current_pid()) {
+        // A buffer's flush must travel as one record.
+        buffer_bytes_ = results_.max_record_payload() - sizeof(ResultHeader);
+        for (int i = 0; i < config_.processes; ++i) {
+            slots_.push_back(std::make_unique<SharedBlock<WorkerSlot>>());
+            buffers_.push_back(static_cast<std::byte*>(Arena::instance().allocate(buffer_bytes_, 64)));
+        }
         workers_.resize(static_cast<std::size_t>(config_.processes));
         for (std::size_t i = 0; i < workers_.size(); ++i) start_worker(i);
     }
@@ -234,75 +387,107 @@ public:
     WorkerPool& operator=(const WorkerPool&) = delete;
 
     ~WorkerPool() {
+        if (posix::current_pid() != owner_) return; // a forked copy of the parent owns none of this
         try {
             if (!stopped_) join();
         } catch (...) {
             terminate();
         }
+        for (std::byte* b : buffers_) Arena::instance().deallocate(b);
     }
 
     int processes() const noexcept { return config_.processes; }
-    /// The largest task that travels as one record, straight into shared memory (larger ones are
-    /// encoded into a buffer first and sent in fragments).
+    /// The largest task that travels as one record, straight into shared memory.
     std::size_t max_task_bytes() const noexcept { return tasks_.max_record_payload() - sizeof(TaskHeader) - 64; }
 
-    /// Puts a task on the ring, collecting results meanwhile so that a full ring cannot deadlock
-    /// against workers blocked on a full result ring. Returns the task's id.
-    template <class Prepared, class F, class Args>
-    std::uint64_t submit(const F& f, const Args& args, PendingTask pending, const char* op) {
-        static_assert(std::is_trivially_copyable_v<F>);
+    /// True in the process that built the pool.
+    bool owned_here() const noexcept { return posix::current_pid() == owner_; }
+
+    /// Runs `fn` under the pool's lock (the lock the tasks' sinks are called under).
+    template <class Fn>
+    decltype(auto) locked(Fn&& fn) {
+        std::lock_guard lk(mutex_);
+        return fn();
+    }
+
+    /// Throws StateError unless called in the process that built the pool.
+    void check_owner(const char* op) const {
+        if (posix::current_pid() != owner_)
+            throw StateError(std::string("Pool::") + op + ": the pool belongs to process " + std::to_string(owner_) +
+                             "; a forked child (pid " + std::to_string(posix::current_pid()) +
+                             ") cannot use it (create a Pool in the child instead)");
+    }
+
+    /// Queues `task` (its items from 0) and returns its id. The task is on the ring, or in the
+    /// backlog that waiting threads feed to the ring; flush() waits until it is on the ring.
+    std::uint64_t submit(std::shared_ptr<PoolTask> task, const char* op) {
+        std::unique_lock lk(mutex_);
+        check_owner(op);
         if (broken_) throw RemoteError(broken_->type_name(), broken_->what(), broken_->pid());
         if (closed_) throw StateError(std::string("Pool::") + op + ": the pool is closed");
-        const std::uint64_t id = next_id_++;
-        TaskHeader h{id, &Prepared::prepare, sizeof(F)};
-        const std::size_t size = sizeof h + sizeof(F) + encoded_size(args);
-        auto write = [&](std::byte* out) {
-            std::memcpy(out, &h, sizeof h);
-            if constexpr (!std::is_empty_v<F>) std::memcpy(out + sizeof h, &f, sizeof(F)); // an empty F's byte is padding
-            encode_into(args, out + sizeof h + sizeof(F));
-        };
-        pending_.emplace(id, std::move(pending));
-        std::vector<std::byte> big;
-        if (size > tasks_.max_record_payload()) {
-            big.resize(size);
-            write(big.data());
-        }
-        for (;;) {
-            bool put = big.empty() ? tasks_.put(size, write, Deadline::after(std::chrono::seconds(0)))
-                                   : tasks_.put_fragmented(big, Deadline::after(std::chrono::seconds(0)));
-            if (put) return id;
-            pump(Deadline::after(std::chrono::milliseconds(2)));
-        }
+        return enqueue(std::move(task), 0);
     }
 
-    /// Collects results and supervises workers until `done()` holds or `d` passes.
+    /// Waits until every submitted task is on the task ring (collecting results meanwhile).
+    void flush() {
+        wait_until([&] { return backlog_.empty(); }, Deadline::never());
+    }
+
+    /// Collects results and supervises workers until `done()` holds (evaluated under the pool's
+    /// lock) or `d` passes. Returns done().
     template <class Done>
     bool wait_until(Done&& done, Deadline d) {
-        while (!done()) {
+        std::unique_lock lk(mutex_);
+        check_owner("wait");
+        for (;;) {
+            if (done()) return true;
             if (d.expired()) return false;
-            pump(d);
+            if (!pumping_) {
+                pumping_ = true;
+                try {
+                    pump(lk, d);
+                } catch (...) {
+                    pumping_ = false;
+                    cv_.notify_all();
+                    throw;
+                }
+                pumping_ = false;
+                cv_.notify_all();
+                if (!deferred_.empty()) {
+                    auto calls = std::move(deferred_);
+                    deferred_.clear();
+                    lk.unlock();
+                    run_deferred(calls);
+                    lk.lock();
+                }
+            } else {
+                auto until = Clock::now() + supervision_tick;
+                if (!d.is_never() && d.at() < until) until = d.at();
+                cv_.wait_until(lk, until);
+            }
         }
-        return true;
     }
 
-    bool settled(std::uint64_t id) const { return !pending_.contains(id); }
-    std::size_t unsettled() const { return pending_.size(); }
-
-    /// Drops a task's settlement (imap left early): its result is discarded when it comes.
-    void forget(std::uint64_t id) {
-        auto it = pending_.find(id);
-        if (it == pending_.end()) return;
-        it->second.on_result = [](ResultStatus, std::span<const std::byte>, pid_t) {};
-        it->second.on_failure = [](std::exception_ptr) {};
+    std::size_t unsettled() {
+        std::lock_guard lk(mutex_);
+        return pending_.size();
     }
 
-    void close() noexcept { closed_ = true; }
-    bool closed() const noexcept { return closed_; }
+    void close() noexcept {
+        std::lock_guard lk(mutex_);
+        closed_ = true;
+    }
+    bool closed() {
+        std::lock_guard lk(mutex_);
+        return closed_;
+    }
 
     /// Waits for every task to settle, then lets the workers exit and reaps them.
     void join() {
+        check_owner("join");
+        wait_until([&] { return pending_.empty() && backlog_.empty(); }, Deadline::never());
+        std::lock_guard lk(mutex_);
         if (stopped_) return;
-        wait_until([&] { return pending_.empty(); }, Deadline::never());
         closed_ = true;
         tasks_.close(); // idle workers wake with QueueClosed and exit 0
         for (auto& w : workers_)
@@ -312,6 +497,8 @@ public:
 
     /// Kills every worker at once; unsettled tasks fail with StateError.
     void terminate() noexcept {
+        std::unique_lock lk(mutex_);
+        if (posix::current_pid() != owner_) return;
         closed_ = true;
         tasks_.close();
         for (auto& w : workers_) {
@@ -322,13 +509,23 @@ public:
             }
         }
         stopped_ = true;
+        backlog_.clear();
         auto pending = std::move(pending_);
         pending_.clear();
-        for (auto& [id, p] : pending)
-            p.on_failure(std::make_exception_ptr(StateError("Pool::terminate: the pool was terminated before " + p.label + " finished")));
+        for (auto& [id, p] : pending) {
+            if (p->settled < p->count)
+                settle_failed(*p, p->count - p->settled,
+                              std::make_exception_ptr(StateError("Pool::terminate: the pool was terminated before " + p->label + " finished")));
+            done(*p);
+        }
+        auto calls = std::move(deferred_);
+        lk.unlock();
+        cv_.notify_all();
+        run_deferred(calls);
     }
 
-    std::vector<pid_t> worker_pids() const {
+    std::vector<pid_t> worker_pids() {
+        std::lock_guard lk(mutex_);
         std::vector<pid_t> pids;
         for (auto& w : workers_)
             if (w) pids.push_back(w->pid());
@@ -339,7 +536,44 @@ private:
     // How often a waiting parent checks its workers' health and deadlines when no result arrives.
     static constexpr auto supervision_tick = std::chrono::milliseconds(10);
 
+    struct Outgoing {
+        std::vector<std::byte> bytes;
+        std::size_t done = 0; // bytes already on the ring
+    };
+
     WorkerSlot& slot(std::size_t i) { return **slots_[i]; }
+
+    // Under the lock. Puts the task (its items from `first`) on the ring, straight into shared
+    // memory when it fits and nothing waits before it, else into the backlog.
+    std::uint64_t enqueue(std::shared_ptr<PoolTask> task, std::size_t first) {
+        const std::uint64_t id = next_id_++;
+        auto timeout = task->timeout.count() ? task->timeout
+                                             : std::chrono::duration_cast<std::chrono::nanoseconds>(config_.task_timeout);
+        TaskHeader h{id, task->runner(), task->fn_bytes(), first, task->count, static_cast<std::int64_t>(timeout.count())};
+        const std::size_t size = sizeof h + task->body_bytes();
+        auto write = [&](std::byte* out) {
+            std::memcpy(out, &h, sizeof h);
+            task->write_body(out + sizeof h);
+        };
+        pending_.emplace(id, task);
+        if (backlog_.empty() && size <= tasks_.max_record_payload() && tasks_.put(size, write, Deadline::after(std::chrono::seconds(0))))
+            return id;
+        Outgoing o;
+        o.bytes.resize(size);
+        write(o.bytes.data());
+        backlog_.push_back(std::move(o));
+        feed();
+        return id;
+    }
+
+    // Under the lock. Moves backlog to the ring while there is room, never waiting.
+    void feed() {
+        while (!backlog_.empty()) {
+            Outgoing& o = backlog_.front();
+            if (!tasks_.put_in_steps(o.bytes, o.done, Deadline::after(std::chrono::seconds(0)))) return;
+            backlog_.pop_front();
+        }
+    }
 
     void start_worker(std::size_t i) {
         WorkerSlot& s = slot(i);
@@ -356,129 +590,320 @@ private:
     void worker_main(std::size_t i) {
         posix::ignore_signal(SIGINT); // Ctrl-C is for the parent; a dying parent takes the workers along
         for (int sig : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGTERM}) posix::default_signal(sig);
+        posix::on_fork_child([] { worker_copy = true; });
         WorkerSlot& s = slot(i);
         const pid_t me = posix::current_pid();
         if (config_.initializer) config_.initializer(); // an exception ends the worker; the parent reports it
         s.initialized.store(1);
-        std::size_t done = 0;
+        std::size_t tasks_done = 0;
+        std::vector<std::byte> bytes;
         for (;;) {
-            std::unique_ptr<PreparedTask> task;
-            std::uint64_t id = 0;
+            TaskHeader h{};
             try {
-                tasks_.get(
-                    [&](std::span<const std::byte> bytes) {
-                        TaskHeader h;
-                        std::memcpy(&h, bytes.data(), sizeof h);
-                        auto fn = bytes.subspan(sizeof h, h.fn_bytes);
-                        task = h.runner(fn, bytes.subspan(sizeof h + h.fn_bytes));
-                    },
-                    Deadline::never(),
-                    [&](std::span<const std::byte> first, std::uint64_t position) {
-                        std::memcpy(&id, first.data(), sizeof id);
-                        s.position.store(position);
-                        s.task.store(id);
-                    });
+                tasks_.get([&](std::span<const std::byte> b) { bytes.assign(b.begin(), b.end()); }, Deadline::never(),
+                           [&](std::span<const std::byte> first, std::uint64_t position) {
+                               std::memcpy(&h, first.data(), sizeof h);
+                               s.running.store(0);
+                               s.next_item.store(h.first);
+                               s.buffer_first.store(h.first);
+                               s.buffer_used.store(0);
+                               s.started_ns.store(Clock::now().time_since_epoch().count());
+                               s.position.store(position);
+                               s.claim.store(claims_->fetch_add(1) + 1); // under the ring's consumer lock
+                               s.task.store(h.id); // last: the parent reads the rest once it sees the id
+                           });
             } catch (const QueueClosed&) {
                 return;
             }
-            s.started_ns.store(Clock::now().time_since_epoch().count());
-            ResultWriter out(results_, id, me);
-            task->run(out);
+            TaskContext out(results_, s, {buffers_[i], buffer_bytes_}, h, me);
+            std::unique_ptr<PreparedTask> task;
+            try {
+                task = h.runner(std::span<const std::byte>(bytes).subspan(sizeof h, h.fn_bytes),
+                                std::span<const std::byte>(bytes).subspan(sizeof h + h.fn_bytes));
+            } catch (...) {
+                out.task_failed();
+            }
+            if (task) {
+                s.running.store(1);
+                task->run(out);
+                out.finish();
+            }
             s.started_ns.store(0);
             s.task.store(0);
-            if (config_.maxtasksperchild != 0 && ++done >= config_.maxtasksperchild) return;
+            if (config_.maxtasksperchild != 0 && ++tasks_done >= config_.maxtasksperchild) return;
         }
     }
 
     // ---- parent side ----
 
-    // One round: take the results that are there (waiting up to `d` or the next supervision tick
-    // for the first), then check the workers.
-    void pump(Deadline d) {
+    // One round, under the lock (released while blocked on the result ring): feed the backlog, take
+    // the results that are there (waiting up to `d` or the next supervision tick for the first), then
+    // check the workers.
+    void pump(std::unique_lock<std::mutex>& lk, Deadline d) {
+        feed();
         auto tick = Deadline::after(supervision_tick);
         Deadline wait = (!d.is_never() && d.at() < tick.at()) ? d : tick;
-        bool got = take_result(wait);
-        while (got && take_result(Deadline::after(std::chrono::seconds(0)))) {
+        lk.unlock();
+        bool got = false;
+        try {
+            got = take_result(wait);
+            while (got && take_result(Deadline::after(std::chrono::seconds(0)))) {
+            }
+        } catch (...) {
+            lk.lock();
+            throw;
         }
+        lk.lock();
+        if (got) cv_.notify_all();
+        feed();
         if (!got || Clock::now() - last_supervision_ >= supervision_tick) supervise();
     }
 
+    // Without the lock: takes one record, settling under the lock.
     bool take_result(Deadline d) {
         return results_.get(
             [&](std::span<const std::byte> bytes) {
                 ResultHeader h;
                 std::memcpy(&h, bytes.data(), sizeof h);
-                auto it = pending_.find(h.id);
-                if (it == pending_.end()) return; // settled already (timed out) or forgotten
-                PendingTask p = std::move(it->second);
-                pending_.erase(it);
-                p.on_result(h.status, bytes.subspan(sizeof h), h.worker_pid);
+                std::lock_guard g(mutex_);
+                settle(h, bytes.subspan(sizeof h));
             },
             d);
     }
 
+    // Under the lock.
+    void settle(const ResultHeader& h, std::span<const std::byte> payload) {
+        auto it = pending_.find(h.id);
+        if (it == pending_.end()) return; // settled already (timed out, cancelled) or forgotten
+        auto task = it->second;
+        const std::size_t first = static_cast<std::size_t>(h.first), n = static_cast<std::size_t>(h.count);
+        if (first + n <= task->settled) return; // delivered already (a worker died between flush and mark)
+        if (h.kind == ResultKind::error) {
+            auto e = decode<ExceptionText>(payload);
+            settle_failed(*task, first + n - task->settled, std::make_exception_ptr(RemoteError(e.type, e.message, h.worker_pid)));
+        } else {
+            try {
+                task->take_results(first, n, payload);
+                mark_settled(*task, first + n);
+            } catch (...) {
+                settle_failed(*task, first + n - task->settled, std::current_exception());
+            }
+        }
+        if (task->settled >= task->count) finished(h.id);
+    }
+
+    // Under the lock: the next `n` items of `task` failed with `e`.
+    void settle_failed(PoolTask& task, std::size_t n, std::exception_ptr e) {
+        task.fail_items(task.settled, n, e);
+        mark_settled(task, task.settled + n);
+    }
+
+    // Under the lock: items [0, upto) of `task` have their outcome.
+    void mark_settled(PoolTask& task, std::size_t upto) {
+        if (upto <= task.settled) return;
+        if (task.progress) {
+            task.progress->settled(upto - task.settled);
+            defer(task.progress->tick(0));
+        }
+        task.settled = upto;
+    }
+
+    // Under the lock: `call` runs once the lock is released (user code must not run under it).
+    void defer(std::function<void()> call) {
+        if (call) deferred_.push_back(std::move(call));
+    }
+
+    // Without the lock: runs the deferred calls; an exception from user code is reported on stderr
+    // and never breaks the pool.
+    static void run_deferred(std::vector<std::function<void()>>& calls) {
+        for (auto& call : calls) {
+            try {
+                call();
+            } catch (...) {
+                auto e = describe_current_exception();
+                std::fprintf(stderr, "mproc::Pool: a callback threw %s: %s (ignored)\n", e.type.c_str(), e.message.c_str());
+            }
+        }
+        calls.clear();
+    }
+
+    // Under the lock, each supervision tick: progress shown with the items the workers finished but
+    // have not sent yet.
+    void tick_progress() {
+        std::unordered_map<Progress*, std::size_t> running;
+        for (auto& [id, task] : pending_)
+            if (task->progress) running.try_emplace(task->progress.get(), 0);
+        if (running.empty()) return;
+        for (std::size_t i = 0; i < workers_.size(); ++i) {
+            auto it = pending_.find(slot(i).task.load(std::memory_order_acquire));
+            if (it == pending_.end() || !it->second->progress || slot(i).running.load() == 0) continue;
+            std::size_t next = static_cast<std::size_t>(slot(i).next_item.load());
+            if (next > it->second->settled) running[it->second->progress.get()] += next - it->second->settled;
+        }
+        for (auto& [p, n] : running) defer(p->tick(n));
+    }
+
+    void finished(std::uint64_t id) {
+        auto it = pending_.find(id);
+        auto task = std::move(it->second);
+        pending_.erase(it);
+        done(*task);
+    }
+
+    void done(PoolTask& task) {
+        task.done();
+        if (task.progress && task.progress->all_settled()) defer(task.progress->finish());
+    }
+
+    // Under the lock.
     void supervise() {
         last_supervision_ = Clock::now();
-        std::vector<std::size_t> dead;
+        std::vector<std::pair<std::size_t, bool>> dead; // worker, killed for a timeout
         for (std::size_t i = 0; i < workers_.size(); ++i) {
             Process& w = *workers_[i];
-            if (config_.task_timeout.count() > 0 && w.is_alive()) {
-                std::int64_t started = slot(i).started_ns.load();
-                std::uint64_t id = slot(i).task.load();
-                auto ran = Clock::now() - Clock::time_point(Clock::duration(started));
-                if (started != 0 && id != 0 && ran > config_.task_timeout && pending_.contains(id)) {
+            WorkerSlot& s = slot(i);
+            const std::uint64_t id = s.task.load(std::memory_order_acquire);
+            const std::int64_t started = s.started_ns.load();
+            auto it = id ? pending_.find(id) : pending_.end();
+            if (it != pending_.end() && started != 0 && w.is_alive()) {
+                auto limit = it->second->timeout.count() ? it->second->timeout
+                                                         : std::chrono::duration_cast<std::chrono::nanoseconds>(config_.task_timeout);
+                if (limit.count() > 0 && Clock::now() - Clock::time_point(Clock::duration(started)) > limit) {
                     w.kill();
-                    fail(id, std::make_exception_ptr(TimeoutError(
-                                 "Pool: " + pending_.at(id).label + " ran longer than task_timeout (" +
-                                 std::to_string(config_.task_timeout.count()) + " s); its worker (pid " +
-                                 std::to_string(w.pid()) + ") was killed and replaced")));
+                    w.join();
+                    dead.emplace_back(i, true);
+                    continue;
                 }
             }
-            if (!w.is_alive()) dead.push_back(i);
+            if (!w.is_alive()) dead.emplace_back(i, false);
         }
-        if (dead.empty() || stopped_) return;
-        // Results a dead worker published before it died are settled before judging its task.
-        while (take_result(Deadline::after(std::chrono::seconds(0)))) {
-        }
-        for (std::size_t i : dead) {
-            Process& w = *workers_[i];
-            const std::uint64_t id = slot(i).task.load();
+        if (!dead.empty() && !stopped_)
+            for (auto [i, timed_out] : dead) settle_dead_worker(i, timed_out);
+        tick_progress();
+    }
+
+    // Under the lock: worker `i` is dead (reaped). Settles what it was doing, then replaces it.
+    void settle_dead_worker(std::size_t i, bool timed_out) {
+        Process& w = *workers_[i];
+        WorkerSlot& s = slot(i);
+        const std::uint64_t id = s.task.load(std::memory_order_acquire);
+        const std::uint64_t position = s.position.load();
+        // A reservation of the same task made later (by a live worker, or one that died too) means
+        // this worker died before taking it.
+        bool owned = id != 0 && tasks_.consumed(position);
+        for (std::size_t j = 0; owned && j < workers_.size(); ++j)
+            if (j != i && slot(j).task.load(std::memory_order_acquire) == id && slot(j).position.load() == position &&
+                slot(j).claim.load() > s.claim.load())
+                owned = false;
+        // Results it (or a worker that took its task) published before are settled first.
+        drain_locked();
+        auto it = owned ? pending_.find(id) : pending_.end();
+        if (it != pending_.end()) {
+            auto task = it->second;
             const int code = w.exitcode().value_or(0);
-            if (id != 0 && pending_.contains(id) && tasks_.consumed(slot(i).position.load())) {
-                std::string cause = code < 0 ? "was killed by " + posix::signal_name(-code) : "exited with code " + std::to_string(code);
-                fail(id, std::make_exception_ptr(WorkerCrashed("Pool: " + pending_.at(id).label + " failed: its worker (pid " +
-                                                                   std::to_string(w.pid()) + ") " + cause,
-                                                               w.pid(), code < 0 ? -code : 0, code < 0 ? 0 : code)));
-            } else if (!slot(i).initialized.load() && w.error()) {
-                initializer_failed(*w.error());
+            std::string cause = timed_out ? std::string("ran longer than ") + (task->timeout.count() ? "its timeout" : "task_timeout") +
+                                                " (" + seconds_text(limit_of(*task)) + "); its worker (pid " +
+                                                std::to_string(w.pid()) + ") was killed and replaced"
+                                          : "failed: its worker (pid " + std::to_string(w.pid()) + ") " +
+                                                (code < 0 ? "was killed by " + posix::signal_name(-code) : "exited with code " + std::to_string(code));
+            auto error = [&](const std::string& where) {
+                std::string what = "Pool: " + task->label + where + " " + cause;
+                if (timed_out) return std::make_exception_ptr(TimeoutError(what));
+                return std::make_exception_ptr(WorkerCrashed(what, w.pid(), code < 0 ? -code : 0, code < 0 ? 0 : code));
+            };
+            if (s.running.load() == 0) {
+                // Died taking or decoding the task: no item started. Once may be bad luck (a kill
+                // storm, the OOM killer elsewhere): it goes back on the ring. Twice is a poison task:
+                // it fails whole rather than kill every worker in turn.
+                if (++task->decode_deaths >= 2)
+                    settle_failed(*task, task->count - task->settled, error(" (while decoding its arguments, twice)"));
+            } else {
+                salvage(i, *task);
+                const std::size_t running = static_cast<std::size_t>(s.next_item.load());
+                if (running < task->count && running >= task->settled) {
+                    std::string where = task->count > 1 ? ", item " + std::to_string(task->base + running) + "," : "";
+                    settle_failed(*task, running + 1 - task->settled, error(where));
+                }
             }
-            if (!closed_ || !pending_.empty()) start_worker(i);
+            pending_.erase(it);
+            if (task->settled < task->count) {
+                enqueue(task, task->settled); // the items never started run on another worker
+            } else {
+                done(*task);
+            }
+        } else if (!s.initialized.load() && w.error()) {
+            initializer_failed(*w.error());
         }
+        if (!closed_ || !pending_.empty() || !backlog_.empty()) start_worker(i);
+    }
+
+    // The results a dead worker had buffered in its slot but not yet sent.
+    void salvage(std::size_t i, PoolTask& task) {
+        WorkerSlot& s = slot(i);
+        const std::size_t first = static_cast<std::size_t>(s.buffer_first.load());
+        const std::size_t next = static_cast<std::size_t>(s.next_item.load());
+        const std::size_t used = std::min<std::size_t>(static_cast<std::size_t>(s.buffer_used.load()), buffer_bytes_);
+        if (next <= first || next <= task.settled || first > task.settled) return;
+        try {
+            task.take_results(first, next - first, std::span<const std::byte>(buffers_[i], used));
+            mark_settled(task, next);
+        } catch (...) {
+            settle_failed(task, next - task.settled, std::current_exception());
+        }
+    }
+
+    // Under the lock: settles every result already published.
+    void drain_locked() {
+        for (;;) {
+            bool got = results_.get(
+                [&](std::span<const std::byte> bytes) {
+                    ResultHeader h;
+                    std::memcpy(&h, bytes.data(), sizeof h);
+                    settle(h, bytes.subspan(sizeof h));
+                },
+                Deadline::after(std::chrono::seconds(0)));
+            if (!got) return;
+        }
+    }
+
+    std::chrono::nanoseconds limit_of(const PoolTask& t) const {
+        return t.timeout.count() ? t.timeout : std::chrono::duration_cast<std::chrono::nanoseconds>(config_.task_timeout);
+    }
+    static std::string seconds_text(std::chrono::nanoseconds d) {
+        char buf[32];
+        std::snprintf(buf, sizeof buf, "%g s", std::chrono::duration<double>(d).count());
+        return buf;
     }
 
     // Every worker would fail the same way: fail the unsettled tasks rather than respawn forever.
     void initializer_failed(const RemoteError& e) {
         closed_ = true;
         broken_.emplace(e.type_name(), std::string("Pool: the initializer failed in worker ") + std::to_string(e.pid()) + ": " + e.what(), e.pid());
+        backlog_.clear();
         auto pending = std::move(pending_);
         pending_.clear();
-        for (auto& [id, p] : pending) p.on_failure(std::make_exception_ptr(*broken_));
-    }
-
-    void fail(std::uint64_t id, std::exception_ptr e) {
-        auto it = pending_.find(id);
-        if (it == pending_.end()) return;
-        PendingTask p = std::move(it->second);
-        pending_.erase(it);
-        p.on_failure(e);
+        for (auto& [id, p] : pending) {
+            settle_failed(*p, p->count - p->settled, std::make_exception_ptr(*broken_));
+            done(*p);
+        }
     }
 
     PoolConfig config_;
     MessageRing tasks_;
     MessageRing results_;
+    std::size_t buffer_bytes_ = 0;
     std::vector<std::unique_ptr<SharedBlock<WorkerSlot>>> slots_;
+    std::vector<std::byte*> buffers_;
+    SharedBlock<std::atomic<std::uint64_t>> claims_{0}; // reservations ever made, for WorkerSlot::claim
     std::vector<std::unique_ptr<Process>> workers_;
-    std::unordered_map<std::uint64_t, PendingTask> pending_;
+    pid_t owner_;
+
+    std::mutex mutex_; // guards everything below, and the tasks' sinks
+    std::condition_variable cv_;
+    bool pumping_ = false;
+    std::unordered_map<std::uint64_t, std::shared_ptr<PoolTask>> pending_;
+    std::deque<Outgoing> backlog_;
+    std::vector<std::function<void()>> deferred_;
     std::uint64_t next_id_ = 1;
     int workers_started_ = 0;
     bool closed_ = false;

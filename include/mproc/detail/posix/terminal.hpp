@@ -2,12 +2,19 @@
 #pragma once
 
 #include <csignal>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 namespace mproc::detail::posix {
 
 /// True when `fd` is a terminal (so a progress bar may redraw in place).
 inline bool is_terminal(int fd) noexcept { return ::isatty(fd) == 1; }
+
+/// The width of the terminal on `fd` in columns, 0 if it is none or does not say.
+inline int terminal_columns(int fd) noexcept {
+    winsize w{};
+    return ::ioctl(fd, TIOCGWINSZ, &w) == 0 ? static_cast<int>(w.ws_col) : 0;
+}
 
 /// Ignores `sig` in this process from now on (pool workers ignore SIGINT: Ctrl-C is the parent's).
 inline void ignore_signal(int sig) noexcept { std::signal(sig, SIG_IGN); }
