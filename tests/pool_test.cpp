@@ -627,7 +627,7 @@ TEST_CASE("on_progress counts items as they complete, inside a chunk too") {
     for (std::size_t k = 1; k < seen.size(); ++k) CHECK(seen[k].first >= seen[k - 1].first);
 }
 
-TEST_CASE("kill storm: every item gets its result or a typed error naming its death; none lost, none run twice, no false blame") {
+TEST_CASE("kill storm: every item gets its result or a typed error naming its death, none lost, none run twice, no false blame") {
     const char* env = std::getenv("MPROC_STORM_KILLS");
     const int target = env ? std::atoi(env) : 150;
     constexpr long n_items = 3500;
