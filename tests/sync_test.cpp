@@ -621,6 +621,93 @@ TEST_CASE("reset while parties wait breaks them, then the barrier works") {
     CHECK(single.wait() == 0);
 }
 
+TEST_CASE("a Barrier's action runs once per trip, in the last party to arrive, before anyone is released") {
+    constexpr int parties = 3, generations = 4;
+    SharedValue<int> actions(0);
+    SharedArray<int> runner(generations, 0);          // pid of the process that ran each trip's action
+    SharedArray<int> last_arriver(generations, 0);    // pid of the party that got index parties-1
+    SharedValue<int> released_early(0);
+    Barrier b(parties, [&] {
+        int gen = actions.load();
+        runner[static_cast<std::size_t>(gen)] = static_cast<int>(::getpid());
+        actions.fetch_add(1);
+    });
+    test::run_processes(parties, [&](int) {
+        for (int gen = 0; gen < generations; ++gen) {
+            auto idx = b.wait_for(bound);
+            if (!idx) return;
+            if (actions.load() < gen + 1) released_early.fetch_add(1); // the action had not run yet
+            if (*idx == parties - 1) last_arriver[static_cast<std::size_t>(gen)] = static_cast<int>(::getpid());
+        }
+    });
+    CHECK(actions.load() == generations);
+    CHECK(released_early.load() == 0);
+    for (std::size_t gen = 0; gen < generations; ++gen) {
+        CHECK(runner[gen] != 0);
+        CHECK(runner[gen] == last_arriver[gen]);
+    }
+}
+
+TEST_CASE("a Barrier action that throws breaks the barrier: its party gets the exception, the others BrokenBarrier") {
+    Barrier b(2, [] { throw std::runtime_error("action failed on purpose"); });
+    SharedValue<int> broken_seen(0);
+    Process other([&] {
+        try {
+            b.wait_for(bound);
+        } catch (const BrokenBarrier&) {
+            broken_seen.store(1);
+        }
+    });
+    other.start();
+    wait_for_parties(b, 1);
+    CHECK_THROWS_WITH(b.wait(), "action failed on purpose"); // we arrive last: we run the action
+    join_bounded(other);
+    CHECK(broken_seen.load() == 1);
+    CHECK(b.broken());
+    CHECK(b.n_waiting() == 0);
+    CHECK_THROWS_AS(b.wait(), BrokenBarrier);
+}
+
+TEST_CASE("a Barrier action that uses its own barrier gets StateError, and the barrier breaks") {
+    Barrier* self = nullptr;
+    Barrier b(1, [&] { (void)self->n_waiting(); });
+    self = &b;
+    CHECK_THROWS_AS(b.wait(), StateError);
+    CHECK(b.broken());
+    b.reset();
+    CHECK_FALSE(b.broken());
+}
+
+TEST_CASE("a Barrier's default timeout bounds wait() and its expiry breaks the barrier") {
+    SECTION("expiry") {
+        Barrier b(2, {}, 50ms);
+        auto t0 = std::chrono::steady_clock::now();
+        CHECK_THROWS_AS(b.wait(), BrokenBarrier);
+        CHECK(std::chrono::steady_clock::now() - t0 >= 50ms);
+        CHECK(b.broken());
+        // wait_for's own duration still applies, and a broken barrier throws.
+        CHECK_THROWS_AS(b.wait_for(1ms), BrokenBarrier);
+        b.reset();
+        CHECK_THROWS_WITH(b.wait(), Catch::Contains("default timeout"));
+    }
+    SECTION("parties that arrive in time pass") {
+        Barrier b(2, {}, bound);
+        SharedValue<int> passed(0);
+        Process partner([&] {
+            for (int i = 0; i < 3; ++i) b.wait();
+            passed.store(1);
+        });
+        partner.start();
+        for (int i = 0; i < 3; ++i) CHECK(b.wait() < 2);
+        join_bounded(partner);
+        CHECK(passed.load() == 1);
+        CHECK_FALSE(b.broken());
+    }
+    SECTION("a negative default timeout is refused") {
+        CHECK_THROWS_AS(Barrier(2, {}, -1ms), ValueError);
+    }
+}
+
 TEST_CASE("a Barrier of zero parties is refused") {
     CHECK_THROWS_AS(Barrier(0), ValueError);
 }

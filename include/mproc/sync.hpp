@@ -18,6 +18,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -375,12 +376,36 @@ class Barrier {
 public:
     /// Throws ValueError if parties < 1.
     explicit Barrier(std::size_t parties) : s_(check_parties(parties)) {}
+    /// With an action (Python's `action`): when the barrier trips, the party that arrived last runs
+    /// `action()` in its own process (its copy of the callable, as of that process's fork), before any
+    /// party is released. If it throws, the barrier breaks: that party gets the action's exception,
+    /// the others BrokenBarrier. The action must not call this barrier (StateError, and it breaks).
+    /// An empty function means no action.
+    Barrier(std::size_t parties, std::function<void()> action) : s_(check_parties(parties)), action_(std::move(action)) {}
+    /// With an action (may be empty) and Python's `timeout`: wait() without a duration waits at most
+    /// `default_timeout`, and its expiry breaks the barrier (BrokenBarrier for every party). Throws
+    /// ValueError if `default_timeout` is negative.
+    template <class Rep, class Period>
+    Barrier(std::size_t parties, std::function<void()> action, std::chrono::duration<Rep, Period> default_timeout)
+        : Barrier(parties, std::move(action)) {
+        if (default_timeout < default_timeout.zero())
+            throw ValueError("Barrier: the default timeout must not be negative, got " +
+                             std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(default_timeout).count()) +
+                             " ms");
+        default_timeout_ = std::chrono::duration_cast<detail::Clock::duration>(default_timeout);
+    }
     Barrier(const Barrier&) = delete;
     Barrier& operator=(const Barrier&) = delete;
 
-    /// Blocks until all parties have arrived; returns this party's arrival index 0..parties-1.
-    /// Throws BrokenBarrier if the barrier is or becomes broken (abort(), reset(), a party's timeout).
-    std::size_t wait() { return *wait_until(detail::Deadline::never()); }
+    /// Blocks until all parties have arrived (at most the default timeout, if one was given);
+    /// returns this party's arrival index 0..parties-1. Throws BrokenBarrier if the barrier is or
+    /// becomes broken (abort(), reset(), a party's timeout, a failed action, the default timeout's
+    /// expiry, which breaks it); the party that ran a failing action gets that action's exception.
+    std::size_t wait() {
+        if (!default_timeout_) return *wait_until(detail::Deadline::never());
+        if (auto index = wait_until(detail::Deadline::after(*default_timeout_))) return *index;
+        throw BrokenBarrier("Barrier::wait: the default timeout expired before every party arrived; the barrier is broken");
+    }
     /// As wait(), but gives up after `d`: then the barrier breaks (as in Python, so that the other
     /// parties do not wait for one that left) and nullopt is returned.
     template <class Rep, class Period>
@@ -426,7 +451,11 @@ private:
         detail::WaitQueue q;
     };
     struct Guard {
-        explicit Guard(Barrier& b) : m(&b.s_->mutex) { detail::posix::robust_mutex_lock(m); }
+        explicit Guard(Barrier& b) : m(&b.s_->mutex) {
+            // Only the action, which runs under this mutex, can call in holding it already.
+            if (detail::posix::robust_mutex_lock(m) == detail::posix::LockResult::already_owned)
+                throw StateError("Barrier: called from its own action (the action must not use the barrier)");
+        }
         ~Guard() { detail::posix::robust_mutex_unlock(m); }
         pthread_mutex_t* m;
     };
@@ -467,6 +496,17 @@ private:
             if (word & 1u) throw BrokenBarrier("Barrier::wait: the barrier is broken");
             index = s_->inside++;
             if (s_->inside == s_->parties) {
+                // The action runs under the mutex, as Python's runs under the barrier's lock: nobody
+                // can reset or abort the generation it belongs to while it runs.
+                if (action_) {
+                    try {
+                        action_();
+                    } catch (...) {
+                        break_locked();
+                        --s_->inside;
+                        throw;
+                    }
+                }
                 start_generation();
                 return index;
             }
@@ -487,6 +527,8 @@ private:
     }
 
     detail::SharedBlock<State> s_;
+    std::function<void()> action_;
+    std::optional<detail::Clock::duration> default_timeout_;
 };
 
 } // namespace mproc
