@@ -3,6 +3,9 @@
 #include <mproc/pipe.hpp>
 
 #include <map>
+#include <span>
+#include <sys/resource.h>
+#include <unistd.h>
 #include <string>
 #include <vector>
 
@@ -135,6 +138,90 @@ TEST_CASE("wait returns the connections that have something to read") {
     w1.send(1);
     CHECK(mproc::wait({&r1, &r2}).size() == 1);
     CHECK_THROWS_AS(mproc::wait({&w1}, 1ms), StateError);
+}
+
+TEST_CASE("wait over a runtime-sized set returns exactly the ready connections") {
+    std::vector<std::pair<Connection<int>, Connection<int>>> pipes;
+    for (int i = 0; i < 6; ++i) pipes.push_back(Pipe<int>(false));
+    std::vector<ConnectionBase*> readers;
+    for (auto& [rx, tx] : pipes) readers.push_back(&rx);
+    CHECK(mproc::wait(readers, 20ms).empty());
+    Process worker([&] {
+        pipes[1].second.send(10);
+        pipes[4].second.send(40);
+    });
+    worker.start();
+    join_bounded(worker);
+    auto ready = mproc::wait(readers, bound);
+    CHECK(ready == std::vector<ConnectionBase*>{readers[1], readers[4]});
+    CHECK(pipes[1].first.recv() == 10);
+    // A message already buffered counts as ready without waiting.
+    pipes[4].second.send(41);
+    CHECK(pipes[4].first.recv() == 40); // 41 is now read into rx's buffer, or still in the pipe
+    CHECK(mproc::wait(readers, bound) == std::vector<ConnectionBase*>{readers[4]});
+    CHECK(pipes[4].first.recv() == 41);
+    CHECK(mproc::wait(std::span<ConnectionBase* const>(readers), 1ms).empty());
+}
+
+TEST_CASE("wait over connections and process sentinels tells which ended and which can be read") {
+    auto pipe_rx = Pipe<std::string>(false);
+    auto& rx = pipe_rx.first;
+    auto& tx = pipe_rx.second;
+    Event finish, sent;
+    Process sender([&] {
+        tx.send("hello");
+        sent.set();
+        finish.wait_for(bound);
+    });
+    Process quitter([&] { finish.wait_for(bound); });
+    sender.start();
+    quitter.start();
+    std::vector<ConnectionBase*> conns{&rx};
+    std::vector<int> sentinels{sender.sentinel(), quitter.sentinel()};
+    REQUIRE(sent.wait_for(bound));
+    ReadySet r = mproc::wait(conns, sentinels, bound);
+    CHECK(r.connections == conns);
+    CHECK(r.sentinels.empty());
+    CHECK(rx.recv() == "hello");
+    CHECK(mproc::wait(conns, sentinels, 20ms).empty());
+    finish.set();
+    join_bounded(quitter);
+    join_bounded(sender);
+    r = mproc::wait(conns, sentinels, bound);
+    CHECK(r.sentinels == sentinels); // both ended
+    tx.close();                      // the parent's copy: now rx is at end-of-file too
+    r = mproc::wait(conns, sentinels);
+    CHECK(r.connections == conns);
+    CHECK(mproc::wait({}, std::vector<int>{quitter.sentinel()}, 0ms).sentinels.size() == 1);
+}
+
+TEST_CASE("wait sleeps in one poll rather than spinning") {
+    auto [rx, tx] = Pipe<int>(false);
+    std::vector<ConnectionBase*> conns{&rx};
+    auto cpu = [] {
+        rusage u{};
+        ::getrusage(RUSAGE_SELF, &u);
+        return std::chrono::seconds(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+               std::chrono::microseconds(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
+    };
+    auto before = cpu();
+    CHECK(mproc::wait(conns, std::vector<int>{}, 300ms).empty());
+    CHECK(cpu() - before < 100ms); // a busy wait would burn the whole 300 ms
+}
+
+TEST_CASE("wait refuses bad sentinels and connections") {
+    auto [rx, tx] = Pipe<int>(false);
+    std::vector<ConnectionBase*> conns{&rx};
+    CHECK_THROWS_WITH(mproc::wait(conns, std::vector<int>{-1}, 1ms), Catch::Contains("not a descriptor"));
+    int fds[2];
+    REQUIRE(::pipe(fds) == 0);
+    ::close(fds[0]);
+    ::close(fds[1]);
+    CHECK_THROWS_AS(mproc::wait(conns, std::vector<int>{fds[0]}, 1ms), ValueError);
+    std::vector<ConnectionBase*> with_null{&rx, nullptr};
+    CHECK_THROWS_WITH(mproc::wait(with_null, 1ms), Catch::Contains("null"));
+    std::vector<ConnectionBase*> send_only{&tx};
+    CHECK_THROWS_AS(mproc::wait(send_only, 1ms), StateError);
 }
 
 TEST_CASE("a sender that dies mid-message leaves EOFError naming the cut, not a hang") {

@@ -144,6 +144,100 @@ TEST_CASE("misuse of a Process raises StateError") {
     CHECK_THROWS_WITH(p.start(), Catch::Contains("moved from"));
 }
 
+namespace {
+/// Whether `fd` becomes readable within `timeout` (one poll).
+bool readable_within(int fd, std::chrono::milliseconds timeout) {
+    pollfd p{fd, POLLIN, 0};
+    int n = ::poll(&p, 1, static_cast<int>(timeout.count()));
+    return n == 1 && (p.revents & POLLIN);
+}
+bool fd_open(int fd) { return ::fcntl(fd, F_GETFD) != -1; }
+} // namespace
+
+TEST_CASE("sentinel() becomes readable when the process ends and stays so until close()") {
+    Event go;
+    Process p([&] { go.wait_for(bound); });
+    p.start();
+    int fd = p.sentinel();
+    CHECK(fd >= 0);
+    CHECK(p.sentinel() == fd); // the same descriptor every time
+    CHECK_FALSE(readable_within(fd, 0ms));
+    go.set();
+    CHECK(readable_within(fd, std::chrono::duration_cast<std::chrono::milliseconds>(bound)));
+    join_bounded(p);
+    CHECK(p.exitcode() == 0);
+    CHECK(readable_within(fd, 0ms)); // still readable after the reap
+    CHECK(fd_open(fd));
+    p.close();
+    CHECK_FALSE(fd_open(fd)); // close() released it
+}
+
+TEST_CASE("sentinel() of a process already reaped is readable at once") {
+    Process p([] {});
+    p.start();
+    join_bounded(p);
+    int fd = p.sentinel();
+    CHECK(readable_within(fd, 0ms));
+}
+
+TEST_CASE("interrupt() sends SIGINT") {
+    Event never;
+    Process p([&] { never.wait_for(bound); });
+    CHECK_THROWS_WITH(p.interrupt(), Catch::Contains("never started"));
+    p.start();
+    p.interrupt();
+    join_bounded(p);
+    CHECK(p.exitcode() == -SIGINT);
+    CHECK_THROWS_WITH(p.interrupt(), Catch::Contains("already exited"));
+}
+
+TEST_CASE("close() releases a finished Process, refuses a running one, and later calls say it is closed") {
+    Event go;
+    Process p([&] { go.wait_for(bound); });
+    CHECK_THROWS_WITH(p.sentinel(), Catch::Contains("never started"));
+    p.start();
+    CHECK_THROWS_AS(p.close(), StateError);
+    CHECK_THROWS_WITH(p.close(), Catch::Contains("still running"));
+    CHECK(p.is_alive()); // the refused close changed nothing
+    go.set();
+    join_bounded(p);
+    const pid_t pid = p.pid();
+    p.close();
+    p.close(); // idempotent
+    CHECK(test::reaped(pid));
+    CHECK(p.pid() == pid);
+    CHECK(p.name().rfind("Process-", 0) == 0);
+    CHECK_THROWS_WITH(p.join(), Catch::Contains("closed"));
+    CHECK_THROWS_AS(p.join_for(1ms), StateError);
+    CHECK_THROWS_AS(p.is_alive(), StateError);
+    CHECK_THROWS_AS(p.exitcode(), StateError);
+    CHECK_THROWS_AS(p.error(), StateError);
+    CHECK_THROWS_AS(p.sentinel(), StateError);
+    CHECK_THROWS_AS(p.start(), StateError);
+    CHECK_THROWS_AS(p.terminate(), StateError);
+    CHECK_THROWS_AS(p.kill(), StateError);
+    CHECK_THROWS_WITH(p.interrupt(), Catch::Contains("closed"));
+
+    Process never_started([] {});
+    never_started.close();
+    CHECK_THROWS_WITH(never_started.start(), Catch::Contains("closed"));
+}
+
+TEST_CASE("close() reaps a child that exited but was never joined") {
+    Process p([] {});
+    p.start();
+    const pid_t pid = p.pid();
+    REQUIRE(test::poll_until([&] {
+        try {
+            p.close();
+            return true;
+        } catch (const StateError&) {
+            return false; // not exited yet
+        }
+    }));
+    CHECK(test::reaped(pid));
+}
+
 TEST_CASE("a moved Process keeps its child") {
     Event go;
     std::vector<Process> ps;

@@ -10,6 +10,7 @@
 // A Connection is movable, not copyable, and not meant for use from several threads at once.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -29,6 +30,8 @@
 #include "errors.hpp"
 
 namespace mproc {
+
+struct ReadySet;
 
 /// The untyped part of a connection: the socket, framing and buffering. Typed ends are Connection<T>;
 /// wait() takes any mix of them.
@@ -135,7 +138,7 @@ protected:
     }
 
 private:
-    friend std::vector<ConnectionBase*> wait_ready(std::span<ConnectionBase* const>, detail::Deadline);
+    friend ReadySet wait_ready(std::span<ConnectionBase* const>, std::span<const int>, detail::Deadline);
     static constexpr std::size_t frame_header = sizeof(std::uint64_t);
     static constexpr std::uint64_t max_message = std::uint64_t{1} << 40;
     static constexpr std::size_t read_chunk = 64 * 1024;
@@ -244,30 +247,80 @@ std::pair<Connection<T>, Connection<T>> Pipe(bool duplex = true) {
     return {Connection<T>(a, true, duplex), Connection<T>(b, duplex, true)};
 }
 
-inline std::vector<ConnectionBase*> wait_ready(std::span<ConnectionBase* const> conns, detail::Deadline d) {
-    std::vector<ConnectionBase*> ready;
+/// What mproc::wait found ready: the connections with something to read (or at end-of-file) and the
+/// sentinels (descriptors) that poll reported, each in the order given.
+struct ReadySet {
+    std::vector<ConnectionBase*> connections;
+    std::vector<int> sentinels;
+    bool empty() const noexcept { return connections.empty() && sentinels.empty(); }
+};
+
+/// One ppoll over every connection and sentinel; a connection with a message already buffered is
+/// ready without waiting (the poll then only looks).
+inline ReadySet wait_ready(std::span<ConnectionBase* const> conns, std::span<const int> sentinels, detail::Deadline d) {
+    ReadySet ready;
     std::vector<pollfd> fds;
-    for (ConnectionBase* c : conns) {
+    fds.reserve(conns.size() + sentinels.size());
+    std::vector<bool> buffered(conns.size(), false);
+    for (std::size_t i = 0; i < conns.size(); ++i) {
+        ConnectionBase* c = conns[i];
+        if (c == nullptr) throw ValueError("mproc::wait: connection " + std::to_string(i) + " is a null pointer");
         c->check("wait", c->readable_, "sends only");
-        if (c->buffered() > 0) ready.push_back(c);
+        buffered[i] = c->buffered() > 0;
         fds.push_back({c->fd_, POLLIN, 0});
     }
-    if (!ready.empty()) return ready;
-    detail::posix::poll_until(fds, d);
-    for (std::size_t i = 0; i < fds.size(); ++i)
-        if (fds[i].revents) ready.push_back(conns[i]);
+    for (int fd : sentinels) {
+        if (fd < 0) throw ValueError("mproc::wait: sentinel " + std::to_string(fd) + " is not a descriptor");
+        fds.push_back({fd, POLLIN, 0});
+    }
+    const bool any_buffered = std::find(buffered.begin(), buffered.end(), true) != buffered.end();
+    detail::posix::poll_until(fds, any_buffered ? detail::Deadline::after(std::chrono::seconds(0)) : d);
+    for (std::size_t i = 0; i < fds.size(); ++i) {
+        if (fds[i].revents & POLLNVAL)
+            throw ValueError("mproc::wait: descriptor " + std::to_string(fds[i].fd) + " is not open");
+        const bool is_ready = fds[i].revents != 0 || (i < conns.size() && buffered[i]);
+        if (!is_ready) continue;
+        if (i < conns.size())
+            ready.connections.push_back(conns[i]);
+        else
+            ready.sentinels.push_back(fds[i].fd);
+    }
     return ready;
 }
 
 /// The connections among `conns` that have something to read (or have reached end-of-file), waiting
-/// up to `timeout` for one; empty on timeout. Throws StateError if one is closed or send-only.
+/// up to `timeout` for one; empty on timeout. One poll(2), no busy wait. Throws StateError if one is
+/// closed or send-only, ValueError for a null pointer. Uses no shared state: any thread may call it
+/// on connections it alone uses.
 template <class Rep, class Period>
 std::vector<ConnectionBase*> wait(std::initializer_list<ConnectionBase*> conns, std::chrono::duration<Rep, Period> timeout) {
-    return wait_ready({conns.begin(), conns.size()}, detail::Deadline::after(timeout));
+    return wait_ready({conns.begin(), conns.size()}, {}, detail::Deadline::after(timeout)).connections;
 }
 /// As above, without a timeout.
 inline std::vector<ConnectionBase*> wait(std::initializer_list<ConnectionBase*> conns) {
-    return wait_ready({conns.begin(), conns.size()}, detail::Deadline::never());
+    return wait_ready({conns.begin(), conns.size()}, {}, detail::Deadline::never()).connections;
+}
+/// As above, over a set whose size is known only at run time (e.g. a std::vector<ConnectionBase*>).
+template <class Rep, class Period>
+std::vector<ConnectionBase*> wait(std::span<ConnectionBase* const> conns, std::chrono::duration<Rep, Period> timeout) {
+    return wait_ready(conns, {}, detail::Deadline::after(timeout)).connections;
+}
+inline std::vector<ConnectionBase*> wait(std::span<ConnectionBase* const> conns) {
+    return wait_ready(conns, {}, detail::Deadline::never()).connections;
+}
+
+/// Python's multiprocessing.connection.wait over connections and sentinels together: blocks (one
+/// poll) until one of `conns` has something to read or one of `sentinels` is readable, or `timeout`
+/// passes (then the ReadySet is empty). A sentinel is any descriptor that becomes readable on an
+/// event, such as Process::sentinel() (readable once that process has ended). Throws as above, and
+/// ValueError for a negative or closed sentinel.
+template <class Rep, class Period>
+ReadySet wait(std::span<ConnectionBase* const> conns, std::span<const int> sentinels,
+              std::chrono::duration<Rep, Period> timeout) {
+    return wait_ready(conns, sentinels, detail::Deadline::after(timeout));
+}
+inline ReadySet wait(std::span<ConnectionBase* const> conns, std::span<const int> sentinels) {
+    return wait_ready(conns, sentinels, detail::Deadline::never());
 }
 
 } // namespace mproc

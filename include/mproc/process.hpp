@@ -19,6 +19,7 @@
 
 #include "detail/deadline.hpp"
 #include "detail/identity.hpp"
+#include "detail/posix/pipe.hpp"
 #include "detail/posix/process.hpp"
 #include "errors.hpp"
 #include "sync.hpp"
@@ -116,9 +117,9 @@ public:
 
     /// Forks; the child runs the function and leaves with _exit: 0 if it returned, 1 if an exception
     /// escaped (printed to stderr and kept for error()), N after mproc::exit(N).
-    /// Throws StateError if already started, OSError if fork fails.
+    /// Throws StateError if already started or closed, OSError if fork fails.
     void start() {
-        State& s = state("start");
+        State& s = open_state("start");
         if (s.pid != 0) throw StateError("Process::start: process '" + s.name + "' was already started (pid " + std::to_string(s.pid) + ")");
         pid_t pid = detail::fork_named(s.name);
         if (pid == 0) run_child(s); // never returns
@@ -139,13 +140,54 @@ public:
         return join_until_deadline(detail::Deadline::until(t), "join_until");
     }
 
-    /// True between start() and the child's exit (reaps it if it has exited).
-    bool is_alive() { return s_ && s_->pid != 0 && poll_alive(); }
+    /// True between start() and the child's exit (reaps it if it has exited). Throws StateError if closed.
+    bool is_alive() {
+        if (!s_) return false;
+        return open_state("is_alive").pid != 0 && poll_alive();
+    }
 
-    /// Sends SIGTERM. Throws StateError if never started or already joined (its pid may be reused).
+    /// Sends SIGTERM. Throws StateError if never started, already joined (its pid may be reused) or closed.
     void terminate() { signal("terminate", SIGTERM); }
     /// Sends SIGKILL. Throws as terminate().
     void kill() { signal("kill", SIGKILL); }
+    /// Sends SIGINT (Python's interrupt(); by default it ends the child with exitcode -SIGINT).
+    /// Throws as terminate().
+    void interrupt() { signal("interrupt", SIGINT); }
+
+    /// A file descriptor that becomes readable (POLLIN) once the process has ended and stays so
+    /// (Python's sentinel): for poll/epoll loops and mproc::wait. Owned by this Process: valid until
+    /// close() or destruction; do not close it or read from it. A pidfd; after the child was reaped
+    /// without one, a descriptor that is readable at once. Does not block. Throws StateError if
+    /// never started or closed, OSError if the kernel has no pidfd_open (Linux < 5.3).
+    int sentinel() {
+        State& s = open_state("sentinel");
+        if (s.pid == 0) throw StateError("Process::sentinel: process '" + s.name + "' was never started");
+        if (s.pidfd < 0) {
+            // Once reaped, the pid may belong to another process: no pidfd for it any more.
+            s.pidfd = s.exitcode ? detail::posix::readable_fd() : detail::posix::pidfd_open(s.pid);
+            if (s.pidfd < 0)
+                throw OSError(ENOSYS, "Process::sentinel: pidfd_open is not available on this kernel");
+        }
+        s.keep_sentinel = true;
+        return s.pidfd;
+    }
+
+    /// Releases what the Process holds (its sentinel, the copied function and arguments, its report
+    /// slot); Python's close(). Afterwards every call but name(), daemon(), pid() and close() throws
+    /// StateError "closed". Idempotent; fine on a never-started Process. Reaps a child that has
+    /// exited; throws StateError if it is still running (join() or terminate() it first).
+    void close() {
+        State& s = state("close");
+        if (s.closed) return;
+        if (s.pid != 0 && poll_alive())
+            throw StateError("Process::close: process '" + s.name + "' (pid " + std::to_string(s.pid) +
+                             ") is still running; join() or terminate() it first");
+        detail::posix::close_fd(s.pidfd);
+        s.pidfd = -1;
+        s.task.reset();
+        s.report.reset();
+        s.closed = true;
+    }
 
     /// The child's pid, 0 before start().
     pid_t pid() const noexcept { return s_ ? s_->pid : 0; }
@@ -154,16 +196,18 @@ public:
 
     /// nullopt while running (or before start); 0 after a normal return; 1 if an exception escaped;
     /// N after mproc::exit(N) or std::exit(N); -SIGNUM if a signal killed it.
+    /// Throws StateError if closed.
     std::optional<int> exitcode() {
-        if (!s_ || s_->pid == 0) return std::nullopt;
+        if (!s_ || open_state("exitcode").pid == 0) return std::nullopt;
         poll_alive();
         return s_->exitcode;
     }
 
-    /// The exception that escaped the function, once the process has exited.
+    /// The exception that escaped the function, once the process has exited. Throws StateError if closed.
     std::optional<RemoteError> error() {
+        if (s_) open_state("error");
         if (!exitcode()) return std::nullopt;
-        const detail::ExitReport& r = *s_->report;
+        const detail::ExitReport& r = **s_->report;
         if (!r.has_error.load(std::memory_order_acquire)) return std::nullopt;
         return RemoteError(r.type_name, r.message, s_->pid);
     }
@@ -175,9 +219,11 @@ private:
         bool daemon = false;
         pid_t pid = 0;
         int pidfd = -1;
+        bool keep_sentinel = false; // sentinel() gave pidfd out: it stays open until close()
+        bool closed = false;
         bool registered = false;
         std::optional<int> exitcode;
-        detail::SharedBlock<detail::ExitReport> report;
+        std::optional<detail::SharedBlock<detail::ExitReport>> report{std::in_place}; // empty once closed
     };
 
     // The identity table points at this object; a move must re-point it.
@@ -192,6 +238,11 @@ private:
     State& state(const char* op) {
         if (!s_) throw StateError(std::string("Process::") + op + ": this Process was moved from");
         return *s_;
+    }
+    State& open_state(const char* op) {
+        State& s = state(op);
+        if (s.closed) throw StateError(std::string("Process::") + op + ": process '" + s.name + "' is closed");
+        return s;
     }
     const State& const_state(const char* op) const {
         if (!s_) throw StateError(std::string("Process::") + op + ": this Process was moved from");
@@ -211,7 +262,7 @@ private:
                 what = e.what();
             } catch (...) {
             }
-            s.report->record(type, what.c_str());
+            (*s.report)->record(type, what.c_str());
             detail::posix::flush_standard_streams();
             std::fprintf(stderr, "mproc: process '%s' (pid %d) failed: %s: %s\n", s.name.c_str(),
                          static_cast<int>(detail::posix::current_pid()), type.c_str(), what.c_str());
@@ -223,8 +274,10 @@ private:
 
     void settle(int status) {
         s_->exitcode = detail::posix::exitcode_from_status(status);
-        detail::posix::close_fd(s_->pidfd);
-        s_->pidfd = -1;
+        if (!s_->keep_sentinel) {
+            detail::posix::close_fd(s_->pidfd);
+            s_->pidfd = -1;
+        }
         if (s_->registered) {
             detail::Identity::instance().remove_child(this);
             s_->registered = false;
@@ -232,7 +285,7 @@ private:
     }
 
     bool join_until_deadline(detail::Deadline d, const char* op) {
-        State& s = state(op);
+        State& s = open_state(op);
         if (s.pid == 0) throw StateError(std::string("Process::") + op + ": process '" + s.name + "' was never started");
         if (s.exitcode) return true;
         // A pidfd to sleep on, opened on the first timed wait only (it costs a system call, and an
@@ -251,7 +304,7 @@ private:
     }
 
     void signal(const char* op, int sig) {
-        State& s = state(op);
+        State& s = open_state(op);
         if (s.pid == 0) throw StateError(std::string("Process::") + op + ": process '" + s.name + "' was never started");
         if (s.exitcode)
             throw StateError(std::string("Process::") + op + ": process '" + s.name + "' (pid " + std::to_string(s.pid) +
@@ -271,7 +324,7 @@ private:
     }
 
     void finish() noexcept {
-        if (!s_ || s_->pid == 0) return;
+        if (!s_ || s_->pid == 0 || s_->closed) return;
         try {
             if (!s_->exitcode && s_->daemon) {
                 detail::posix::send_signal(s_->pid, SIGTERM);

@@ -13,10 +13,12 @@
 // not returned: bound such waits with try_acquire_for, or guard critical sections with a Lock.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -78,6 +80,11 @@ public:
         if (!posix::robust_mutex_unlock(mutex_))
             throw StateError(std::string(kind_) + "::unlock: the calling thread does not hold the lock");
     }
+
+    /// Whether any thread of any process holds the lock now (Python's locked()): a snapshot that
+    /// neither takes the lock nor disturbs its holder. True for the caller's own hold too; false once
+    /// a holder died (the next lock call then throws OwnerDied). Never blocks or throws.
+    bool locked() const noexcept { return posix::robust_mutex_held(mutex_); }
 
     /// The underlying pthread mutex (robust, process-shared), for interoperation.
     pthread_mutex_t* native_handle() noexcept { return mutex_; }
@@ -286,27 +293,75 @@ public:
         return true;
     }
 
-    void notify_one() {
-        s_->generation.fetch_add(1);
-        detail::notify(s_->q, 1);
-    }
-    void notify_all() {
-        s_->generation.fetch_add(1);
+    /// Wakes at most `n` of the processes waiting now (Python's notify(n)): at most n waits return
+    /// true because of it. With nobody waiting it does nothing, as notify(0) does. Need not hold the
+    /// lock. Blocks only on a short internal mutex; usable from any process or thread.
+    void notify(std::size_t n = 1) {
+        Guard g(*s_);
+        // Grant at most one wake-up per waiter not yet granted one.
+        std::uint64_t grant = std::min<std::uint64_t>(n, s_->started - s_->granted.load());
+        if (grant == 0) return;
+        s_->granted.fetch_add(grant);
+        // Every sleeper is woken and checks for itself: a futex wake of `grant` could pick a waiter
+        // that started after this grant and may not take it.
         detail::notify(s_->q);
     }
+    /// notify(1).
+    void notify_one() { notify(1); }
+    /// Wakes every process waiting now.
+    void notify_all() { notify(SIZE_MAX); }
 
 private:
+    // Wake-ups are counted, as in the classic three-counter condition variable: `started` waits,
+    // `granted` wake-ups (by notify), `taken` wake-ups. A waiter may take one only when one is
+    // pending (granted > taken) and some was granted after it started (granted != its start), so one
+    // notify(n) makes at most n waits return true. A waiter that times out counts itself as granted
+    // and taken, so that a later notify is not spent on it.
     struct State {
-        std::atomic<std::uint32_t> generation{0}; // bumped by every notify
+        State() { detail::posix::robust_mutex_init(&mutex, false); }
+        ~State() { detail::posix::robust_mutex_destroy(&mutex); }
+        pthread_mutex_t mutex; // guards the counters' updates; `granted` and `taken` are read without it
+        std::uint64_t started = 0;
+        std::atomic<std::uint64_t> granted{0};
+        std::atomic<std::uint64_t> taken{0};
         detail::WaitQueue q;
     };
+    struct Guard {
+        explicit Guard(State& s) : m(&s.mutex) { detail::posix::robust_mutex_lock(m); }
+        ~Guard() { detail::posix::robust_mutex_unlock(m); }
+        pthread_mutex_t* m;
+    };
+    static bool can_take(const State& s, std::uint64_t start) noexcept {
+        std::uint64_t g = s.granted.load();
+        return g != start && g > s.taken.load();
+    }
+
     bool wait_until(std::unique_lock<Lock>& lk, detail::Deadline d) {
         if (!lk.owns_lock()) throw StateError("Condition::wait: the unique_lock does not hold its Lock");
-        // Reading the generation before unlocking closes the lost-wake-up window: a notify after the
-        // unlock changes it, so the wait returns at once.
-        std::uint32_t seen = s_->generation.load();
+        // Registering before unlocking closes the lost-wake-up window: a notify made after the unlock
+        // counts this waiter.
+        std::uint64_t start;
+        {
+            Guard g(*s_);
+            ++s_->started;
+            start = s_->granted.load();
+        }
         lk.unlock();
-        bool notified = detail::await([&] { return s_->generation.load() != seen; }, s_->q, d);
+        bool notified = false;
+        for (;;) {
+            bool in_time = detail::await([&] { return can_take(*s_, start); }, s_->q, d);
+            Guard g(*s_);
+            if (can_take(*s_, start)) {
+                s_->taken.fetch_add(1);
+                notified = true;
+                break;
+            }
+            if (!in_time) {
+                s_->granted.fetch_add(1);
+                s_->taken.fetch_add(1);
+                break;
+            }
+        }
         lk.lock();
         return notified;
     }
@@ -321,12 +376,36 @@ class Barrier {
 public:
     /// Throws ValueError if parties < 1.
     explicit Barrier(std::size_t parties) : s_(check_parties(parties)) {}
+    /// With an action (Python's `action`): when the barrier trips, the party that arrived last runs
+    /// `action()` in its own process (its copy of the callable, as of that process's fork), before any
+    /// party is released. If it throws, the barrier breaks: that party gets the action's exception,
+    /// the others BrokenBarrier. The action must not call this barrier (StateError, and it breaks).
+    /// An empty function means no action.
+    Barrier(std::size_t parties, std::function<void()> action) : s_(check_parties(parties)), action_(std::move(action)) {}
+    /// With an action (may be empty) and Python's `timeout`: wait() without a duration waits at most
+    /// `default_timeout`, and its expiry breaks the barrier (BrokenBarrier for every party). Throws
+    /// ValueError if `default_timeout` is negative.
+    template <class Rep, class Period>
+    Barrier(std::size_t parties, std::function<void()> action, std::chrono::duration<Rep, Period> default_timeout)
+        : Barrier(parties, std::move(action)) {
+        if (default_timeout < default_timeout.zero())
+            throw ValueError("Barrier: the default timeout must not be negative, got " +
+                             std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(default_timeout).count()) +
+                             " ms");
+        default_timeout_ = std::chrono::duration_cast<detail::Clock::duration>(default_timeout);
+    }
     Barrier(const Barrier&) = delete;
     Barrier& operator=(const Barrier&) = delete;
 
-    /// Blocks until all parties have arrived; returns this party's arrival index 0..parties-1.
-    /// Throws BrokenBarrier if the barrier is or becomes broken (abort(), reset(), a party's timeout).
-    std::size_t wait() { return *wait_until(detail::Deadline::never()); }
+    /// Blocks until all parties have arrived (at most the default timeout, if one was given);
+    /// returns this party's arrival index 0..parties-1. Throws BrokenBarrier if the barrier is or
+    /// becomes broken (abort(), reset(), a party's timeout, a failed action, the default timeout's
+    /// expiry, which breaks it); the party that ran a failing action gets that action's exception.
+    std::size_t wait() {
+        if (!default_timeout_) return *wait_until(detail::Deadline::never());
+        if (auto index = wait_until(detail::Deadline::after(*default_timeout_))) return *index;
+        throw BrokenBarrier("Barrier::wait: the default timeout expired before every party arrived; the barrier is broken");
+    }
     /// As wait(), but gives up after `d`: then the barrier breaks (as in Python, so that the other
     /// parties do not wait for one that left) and nullopt is returned.
     template <class Rep, class Period>
@@ -372,7 +451,11 @@ private:
         detail::WaitQueue q;
     };
     struct Guard {
-        explicit Guard(Barrier& b) : m(&b.s_->mutex) { detail::posix::robust_mutex_lock(m); }
+        explicit Guard(Barrier& b) : m(&b.s_->mutex) {
+            // Only the action, which runs under this mutex, can call in holding it already.
+            if (detail::posix::robust_mutex_lock(m) == detail::posix::LockResult::already_owned)
+                throw StateError("Barrier: called from its own action (the action must not use the barrier)");
+        }
         ~Guard() { detail::posix::robust_mutex_unlock(m); }
         pthread_mutex_t* m;
     };
@@ -413,6 +496,17 @@ private:
             if (word & 1u) throw BrokenBarrier("Barrier::wait: the barrier is broken");
             index = s_->inside++;
             if (s_->inside == s_->parties) {
+                // The action runs under the mutex, as Python's runs under the barrier's lock: nobody
+                // can reset or abort the generation it belongs to while it runs.
+                if (action_) {
+                    try {
+                        action_();
+                    } catch (...) {
+                        break_locked();
+                        --s_->inside;
+                        throw;
+                    }
+                }
                 start_generation();
                 return index;
             }
@@ -433,6 +527,8 @@ private:
     }
 
     detail::SharedBlock<State> s_;
+    std::function<void()> action_;
+    std::optional<detail::Clock::duration> default_timeout_;
 };
 
 } // namespace mproc

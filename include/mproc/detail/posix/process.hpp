@@ -140,7 +140,7 @@ inline pid_t parent_pid() noexcept { return ::getppid(); }
 inline int cpu_count() noexcept {
     cpu_set_t set;
     if (::sched_getaffinity(0, sizeof set, &set) == 0) return std::max(1, CPU_COUNT(&set));
-    return std::max(1u, std::thread::hardware_concurrency());
+    return std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
 }
 
 } // namespace mproc::detail::posix
