@@ -44,7 +44,8 @@ public:
 
     /// Appends `v`, blocking while the queue is full. Throws QueueClosed after close().
     void put(const T& v) { put_until(v, detail::Deadline::never()); }
-    /// As put(), but gives up after `d`: returns false if the queue stayed full.
+    /// As put(), but gives up after `d`: returns false if the queue stayed full. A message larger
+    /// than the free room that runs out of time half-sent is withdrawn (consumers never see it).
     template <class Rep, class Period>
     bool put_for(const T& v, std::chrono::duration<Rep, Period> d) {
         return put_until(v, detail::Deadline::after(d));
