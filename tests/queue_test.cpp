@@ -296,6 +296,73 @@ TEST_CASE("close wakes a producer blocked on a full queue with QueueClosed") {
     CHECK(closed_seen.value() == 1);
 }
 
+TEST_CASE("shutdown(false) is close(): what was queued is still delivered") {
+    Queue<int> q;
+    q.put(1);
+    q.shutdown();
+    CHECK(q.closed());
+    CHECK_THROWS_AS(q.put(2), QueueClosed);
+    CHECK(q.get() == 1);
+    CHECK_THROWS_AS(q.get_for(1s), QueueClosed);
+}
+
+TEST_CASE("shutdown(true) drops what is queued: get and put throw QueueClosed at once") {
+    Queue<Checked> q(QueueOptions{.capacity_bytes = 4096});
+    for (std::uint32_t s = 0; s < 5; ++s) q.put(Checked::make(0, s, s == 2 ? 2000 : 10)); // one fragmented
+    CHECK(q.size() == 5);
+    q.shutdown(true);
+    CHECK(q.closed());
+    CHECK(q.size() == 0);
+    CHECK(q.empty());
+    auto t0 = std::chrono::steady_clock::now();
+    CHECK_THROWS_AS(q.get(), QueueClosed);
+    CHECK_THROWS_WITH(q.get_for(bound), Catch::Contains("shut down"));
+    CHECK_THROWS_AS(q.try_get(), QueueClosed);
+    CHECK(std::chrono::steady_clock::now() - t0 < bound);
+    CHECK_THROWS_AS(q.put(Checked::make(0, 9, 1)), QueueClosed);
+    q.close(); // harmless afterwards, and the drop holds
+    CHECK_THROWS_AS(q.try_get(), QueueClosed);
+}
+
+TEST_CASE("shutdown(true) wakes a getter blocked in another process with QueueClosed") {
+    Queue<int> q;
+    SharedValue<int> outcome(0);
+    Event waiting;
+    auto ps = start_all(1, [&](int) {
+        waiting.set();
+        try {
+            auto v = q.get_for(bound);
+            outcome.store(v ? 1 : 3);
+        } catch (const QueueClosed&) {
+            outcome.store(2);
+        }
+    });
+    REQUIRE(waiting.wait_for(bound));
+    q.shutdown(true);
+    join_all(ps);
+    CHECK(outcome.load() == 2);
+}
+
+TEST_CASE("JoinableQueue: shutdown(true) counts the dropped messages as done, releasing join()") {
+    JoinableQueue<int> q;
+    for (int i = 0; i < 4; ++i) q.put(i);
+    CHECK(q.get() == 0); // taken, not yet done
+    SharedValue<int> joined(0);
+    Event waiting;
+    auto ps = start_all(1, [&](int) {
+        waiting.set();
+        joined.store(q.join_for(bound) ? 1 : 2);
+    });
+    REQUIRE(waiting.wait_for(bound));
+    q.shutdown(true);
+    CHECK(q.unfinished() == 1); // Python's rule: the taken message still needs its task_done
+    CHECK_FALSE(q.join_for(20ms));
+    q.task_done();
+    join_all(ps);
+    CHECK(joined.load() == 1);
+    CHECK(q.join_for(1s));
+}
+
 TEST_CASE("JoinableQueue: join waits until every message is marked done") {
     JoinableQueue<int> q;
     SharedValue<long> sum(0);

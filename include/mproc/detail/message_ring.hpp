@@ -220,17 +220,36 @@ public:
 
     /// Refuses further puts and wakes every waiter; getters drain what is left.
     void close() noexcept {
-        h_->closed.store(1);
+        std::uint32_t open = 0; // a close after close_and_drop() keeps the drop
+        h_->closed.compare_exchange_strong(open, closed_draining);
         notify(h_->data);
         notify(h_->room);
     }
     bool closed() const noexcept { return h_->closed.load() != 0; }
+
+    /// Closes the ring and drops every message in it: getters, the waiting ones included, throw
+    /// QueueClosed at once. Returns how many whole messages were dropped. Blocks while a put or get
+    /// finishes its current record (they see the close and stop). Throws StateError if called from
+    /// inside a put or get on this thread.
+    std::uint64_t close_and_drop() {
+        h_->closed.store(closed_dropping);
+        notify(h_->data);
+        notify(h_->room);
+        SideLock producers(*this, h_->put, Deadline::never(), "shutdown");
+        SideLock consumers(*this, h_->get, Deadline::never(), "shutdown");
+        const std::uint64_t put_count = h_->put.count.load(), got = h_->get.count.load();
+        commit(h_->get, h_->put.pos.load(), put_count, 0);
+        h_->get.peer_pos = h_->put.pos.load();
+        notify(h_->room);
+        return put_count > got ? put_count - got : 0;
+    }
 
     /// The data area, for tests and fuzzers that corrupt it on purpose.
     std::span<std::byte> data_for_testing() noexcept { return {data_, h_->capacity}; }
 
 private:
     static constexpr std::size_t header_bytes = 8;
+    static constexpr std::uint32_t closed_draining = 1, closed_dropping = 2; // values of Header::closed
     enum Kind : std::uint32_t { pad = 0, whole = 1, fragment_first = 2, fragment_middle = 3, fragment_last = 4, abort_record = 5 };
 
     struct alignas(64) Side {
@@ -429,6 +448,8 @@ private:
             if (!assembling) return false;
             SideLock producer(*this, h_->put, Deadline::after(std::chrono::seconds(0)), "get");
         }
+        if (h_->closed.load() == closed_dropping)
+            throw QueueClosed(std::string(owner_) + "::get: the queue was shut down, dropping what it held");
         // `ready` may have returned on `closed` alone while a last record was being published: take
         // the tail again, into the cache, before reading past what the cache said.
         if (h_->get.peer_pos > head) return true;
