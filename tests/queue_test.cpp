@@ -111,6 +111,53 @@ TEST_CASE("a message far larger than the queue's capacity goes through whole") {
     CHECK(q.empty());
 }
 
+TEST_CASE("regression (pool issue, obs. 2): timed puts of messages larger than the free room honour their deadline") {
+    // 3 fragments fit in a 4 KiB ring with nobody reading; a 100 KiB message does not. Before the fix
+    // put_for waited without limit once its first fragment was in.
+    Queue<Checked> q(QueueOptions{.capacity_bytes = 4096});
+    const Checked big = Checked::make(0, 1, 100'000);
+    auto t0 = std::chrono::steady_clock::now();
+    CHECK_FALSE(q.put_for(big, 200ms));
+    auto took = std::chrono::steady_clock::now() - t0;
+    CHECK(took >= 200ms);
+    CHECK(took < bound);
+    CHECK_FALSE(q.try_put(big));
+    CHECK(q.empty()); // the aborted fragments are no message
+    // The aborted message left nothing a consumer could take: the next message comes out whole.
+    q.put(Checked::make(0, 2, 10));
+    auto m = q.get_for(bound);
+    REQUIRE(m);
+    CHECK(m->seq == 2);
+    CHECK(m->whole());
+    CHECK_FALSE(q.try_get());
+    // With a consumer making room, the same put goes through within its deadline.
+    auto ps = start_all(1, [&](int) {
+        auto got = q.get_for(bound);
+        if (!got || !got->whole() || got->seq != 1) mproc::exit(3);
+    });
+    CHECK(q.put_for(big, bound));
+    join_all(ps);
+}
+
+TEST_CASE("a put_for blocked half-way through a fragmented message by a slow consumer gives up in time") {
+    // The consumer takes one message and stops: the producer's fragments fill the ring and the put
+    // runs out of time mid-message. The consumer then sees only whole messages.
+    Queue<Checked> q(QueueOptions{.capacity_bytes = 4096});
+    Event go;
+    auto ps = start_all(1, [&](int) {
+        if (!go.wait_for(bound)) mproc::exit(2);
+        for (std::uint32_t expect : {0u, 2u}) {
+            auto got = q.get_for(bound);
+            if (!got || !got->whole() || got->seq != expect) mproc::exit(3);
+        }
+    });
+    q.put(Checked::make(0, 0, 10));
+    CHECK_FALSE(q.put_for(Checked::make(0, 1, 50'000), 100ms));
+    CHECK(q.put_for(Checked::make(0, 2, 10), bound));
+    go.set();
+    join_all(ps);
+}
+
 TEST_CASE("several producers and consumers: every message exactly once, each producer's in order") {
     constexpr std::uint32_t producers = 3, consumers = 3, per_producer = 20000;
     Queue<Tagged> q(QueueOptions{.capacity_bytes = 1 << 14});
@@ -247,6 +294,73 @@ TEST_CASE("close wakes a producer blocked on a full queue with QueueClosed") {
     while (!ps[0].join_for(20ms) && closed_seen.value() == 0) q.close(); // close until the put has seen it
     join_all(ps);
     CHECK(closed_seen.value() == 1);
+}
+
+TEST_CASE("shutdown(false) is close(): what was queued is still delivered") {
+    Queue<int> q;
+    q.put(1);
+    q.shutdown();
+    CHECK(q.closed());
+    CHECK_THROWS_AS(q.put(2), QueueClosed);
+    CHECK(q.get() == 1);
+    CHECK_THROWS_AS(q.get_for(1s), QueueClosed);
+}
+
+TEST_CASE("shutdown(true) drops what is queued: get and put throw QueueClosed at once") {
+    Queue<Checked> q(QueueOptions{.capacity_bytes = 4096});
+    for (std::uint32_t s = 0; s < 5; ++s) q.put(Checked::make(0, s, s == 2 ? 2000 : 10)); // one fragmented
+    CHECK(q.size() == 5);
+    q.shutdown(true);
+    CHECK(q.closed());
+    CHECK(q.size() == 0);
+    CHECK(q.empty());
+    auto t0 = std::chrono::steady_clock::now();
+    CHECK_THROWS_AS(q.get(), QueueClosed);
+    CHECK_THROWS_WITH(q.get_for(bound), Catch::Contains("shut down"));
+    CHECK_THROWS_AS(q.try_get(), QueueClosed);
+    CHECK(std::chrono::steady_clock::now() - t0 < bound);
+    CHECK_THROWS_AS(q.put(Checked::make(0, 9, 1)), QueueClosed);
+    q.close(); // harmless afterwards, and the drop holds
+    CHECK_THROWS_AS(q.try_get(), QueueClosed);
+}
+
+TEST_CASE("shutdown(true) wakes a getter blocked in another process with QueueClosed") {
+    Queue<int> q;
+    SharedValue<int> outcome(0);
+    Event waiting;
+    auto ps = start_all(1, [&](int) {
+        waiting.set();
+        try {
+            auto v = q.get_for(bound);
+            outcome.store(v ? 1 : 3);
+        } catch (const QueueClosed&) {
+            outcome.store(2);
+        }
+    });
+    REQUIRE(waiting.wait_for(bound));
+    q.shutdown(true);
+    join_all(ps);
+    CHECK(outcome.load() == 2);
+}
+
+TEST_CASE("JoinableQueue: shutdown(true) counts the dropped messages as done, releasing join()") {
+    JoinableQueue<int> q;
+    for (int i = 0; i < 4; ++i) q.put(i);
+    CHECK(q.get() == 0); // taken, not yet done
+    SharedValue<int> joined(0);
+    Event waiting;
+    auto ps = start_all(1, [&](int) {
+        waiting.set();
+        joined.store(q.join_for(bound) ? 1 : 2);
+    });
+    REQUIRE(waiting.wait_for(bound));
+    q.shutdown(true);
+    CHECK(q.unfinished() == 1); // Python's rule: the taken message still needs its task_done
+    CHECK_FALSE(q.join_for(20ms));
+    q.task_done();
+    join_all(ps);
+    CHECK(joined.load() == 1);
+    CHECK(q.join_for(1s));
 }
 
 TEST_CASE("JoinableQueue: join waits until every message is marked done") {

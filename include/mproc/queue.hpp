@@ -44,7 +44,8 @@ public:
 
     /// Appends `v`, blocking while the queue is full. Throws QueueClosed after close().
     void put(const T& v) { put_until(v, detail::Deadline::never()); }
-    /// As put(), but gives up after `d`: returns false if the queue stayed full.
+    /// As put(), but gives up after `d`: returns false if the queue stayed full. A message larger
+    /// than the free room that runs out of time half-sent is withdrawn (consumers never see it).
     template <class Rep, class Period>
     bool put_for(const T& v, std::chrono::duration<Rep, Period> d) {
         return put_until(v, detail::Deadline::after(d));
@@ -75,8 +76,19 @@ public:
     std::size_t capacity_bytes() const noexcept { return ring_.capacity(); }
 
     /// No more puts: put() throws QueueClosed, and so does get() once the queue is drained. Blocked
-    /// callers wake. Closing twice is harmless.
+    /// callers wake. Closing twice is harmless. The same as shutdown(false).
     void close() noexcept { ring_.close(); }
+
+    /// Python 3.13's Queue.shutdown. Without `immediate`, the same as close(). With it, the queue
+    /// also drops every message it holds, and every get(), the blocked ones included, throws
+    /// QueueClosed at once. Blocks only while a put or get in progress finishes its current record.
+    /// Throws StateError if called from inside a put or get on this thread (a codec hook).
+    void shutdown(bool immediate = false) {
+        if (immediate)
+            ring_.close_and_drop();
+        else
+            ring_.close();
+    }
     bool closed() const noexcept { return ring_.closed(); }
 
 protected:
@@ -100,6 +112,8 @@ protected:
     bool get_into(T& out, detail::Deadline d) {
         return ring_.get([&](std::span<const std::byte> bytes) { decode_into(bytes, out); }, d);
     }
+
+    detail::MessageRing& ring() noexcept { return ring_; }
 
 private:
     detail::MessageRing ring_;
@@ -136,6 +150,17 @@ public:
     bool join_for(std::chrono::duration<Rep, Period> d) {
         return detail::await([this] { return s_->unfinished.load() == 0; }, s_->all_done, detail::Deadline::after(d));
     }
+    /// As Queue::shutdown; an immediate shutdown also counts the messages it drops as done, so that
+    /// join() returns once the messages already taken are marked done (Python's rule).
+    void shutdown(bool immediate = false) {
+        if (!immediate) return this->close();
+        std::uint64_t dropped = this->ring().close_and_drop();
+        std::uint64_t n = s_->unfinished.load();
+        while (dropped && !s_->unfinished.compare_exchange_weak(n, n > dropped ? n - dropped : 0)) {
+        }
+        detail::notify(s_->all_done);
+    }
+
     /// Messages put and not yet marked done.
     std::size_t unfinished() const noexcept { return static_cast<std::size_t>(s_->unfinished.load()); }
 

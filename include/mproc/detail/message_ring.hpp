@@ -112,35 +112,18 @@ public:
         return true;
     }
 
-    /// Puts a message of any size as fragments, holding the producer side until the last one.
-    /// Returns false if `d` passed before the first fragment was published; once it has been, the
-    /// put waits for room without a deadline, unless the queue is closed, which aborts the message
-    /// and throws QueueClosed.
+    /// Puts a message of any size, as fragments when it is larger than max_record_payload(), holding
+    /// the producer side until the last one. Returns false if `d` passed first: a message of which
+    /// some fragments were published by then is ended with an ABORT record, which makes consumers
+    /// drop it, so a timed-out put leaves nothing behind. Throws QueueClosed (aborting likewise).
     bool put_fragmented(std::span<const std::byte> bytes, Deadline d) {
-        if (bytes.size() <= max_record_payload()) // one record will do (an empty message too)
-            return put(bytes.size(), [&](std::byte* out) { std::copy(bytes.begin(), bytes.end(), out); }, d);
+        if (bytes.size() <= max_record_payload()) return put_whole(bytes, d); // an empty message too
         SideLock lock(*this, h_->put, d, "put");
         if (!lock) return false;
-        const std::size_t chunk = max_record_payload();
         std::size_t done = 0;
-        while (done < bytes.size()) {
-            std::size_t n = std::min(chunk, bytes.size() - done);
-            bool first = done == 0, last = done + n == bytes.size();
-            // Room for this fragment and for an ABORT record, should this producer die after it.
-            std::size_t need = record_bytes(n) + header_bytes;
-            try {
-                if (!wait_for_room(need, first, first ? d : Deadline::never(), "put")) return false;
-            } catch (const QueueClosed&) {
-                if (!first) abort_message();
-                throw;
-            }
-            std::uint64_t tail = pad_if_needed(h_->put.pos.load(std::memory_order_relaxed), record_bytes(n));
-            write_header(tail, n, first ? fragment_first : last ? fragment_last : fragment_middle);
-            std::memcpy(data_ + offset(tail) + header_bytes, bytes.data() + done, n);
-            publish_put(tail + record_bytes(n), last ? 1 : 0, last ? 0 : 1);
-            done += n;
-        }
-        return true;
+        if (put_fragments(bytes, done, d)) return true;
+        if (done != 0) abort_message();
+        return false;
     }
 
     /// Puts a message of any size in steps, for a ring whose only producer is the caller (the pool's
@@ -149,27 +132,10 @@ public:
     /// producer side is not held between calls, so the caller can do other work (collect results)
     /// while the consumers make room. Throws QueueClosed, aborting a half-published message.
     bool put_in_steps(std::span<const std::byte> bytes, std::size_t& done, Deadline d) {
-        if (done == 0 && bytes.size() <= max_record_payload()) // one record will do (an empty message too)
-            return put(bytes.size(), [&](std::byte* out) { std::copy(bytes.begin(), bytes.end(), out); }, d);
+        if (done == 0 && bytes.size() <= max_record_payload()) return put_whole(bytes, d);
         SideLock lock(*this, h_->put, d, "put");
         if (!lock) return false;
-        const std::size_t chunk = max_record_payload();
-        while (done < bytes.size()) {
-            std::size_t n = std::min(chunk, bytes.size() - done);
-            bool first = done == 0, last = done + n == bytes.size();
-            try {
-                if (!wait_for_room(record_bytes(n) + header_bytes, first, d, "put")) return false;
-            } catch (const QueueClosed&) {
-                if (!first) abort_message();
-                throw;
-            }
-            std::uint64_t tail = pad_if_needed(h_->put.pos.load(std::memory_order_relaxed), record_bytes(n));
-            write_header(tail, n, first ? fragment_first : last ? fragment_last : fragment_middle);
-            std::memcpy(data_ + offset(tail) + header_bytes, bytes.data() + done, n);
-            publish_put(tail + record_bytes(n), last ? 1 : 0, last ? 0 : 1);
-            done += n;
-        }
-        return true;
+        return put_fragments(bytes, done, d);
     }
 
     /// Takes the next message and calls `read(std::span<const std::byte>)` on its bytes before the
@@ -254,17 +220,36 @@ public:
 
     /// Refuses further puts and wakes every waiter; getters drain what is left.
     void close() noexcept {
-        h_->closed.store(1);
+        std::uint32_t open = 0; // a close after close_and_drop() keeps the drop
+        h_->closed.compare_exchange_strong(open, closed_draining);
         notify(h_->data);
         notify(h_->room);
     }
     bool closed() const noexcept { return h_->closed.load() != 0; }
+
+    /// Closes the ring and drops every message in it: getters, the waiting ones included, throw
+    /// QueueClosed at once. Returns how many whole messages were dropped. Blocks while a put or get
+    /// finishes its current record (they see the close and stop). Throws StateError if called from
+    /// inside a put or get on this thread.
+    std::uint64_t close_and_drop() {
+        h_->closed.store(closed_dropping);
+        notify(h_->data);
+        notify(h_->room);
+        SideLock producers(*this, h_->put, Deadline::never(), "shutdown");
+        SideLock consumers(*this, h_->get, Deadline::never(), "shutdown");
+        const std::uint64_t put_count = h_->put.count.load(), got = h_->get.count.load();
+        commit(h_->get, h_->put.pos.load(), put_count, 0);
+        h_->get.peer_pos = h_->put.pos.load();
+        notify(h_->room);
+        return put_count > got ? put_count - got : 0;
+    }
 
     /// The data area, for tests and fuzzers that corrupt it on purpose.
     std::span<std::byte> data_for_testing() noexcept { return {data_, h_->capacity}; }
 
 private:
     static constexpr std::size_t header_bytes = 8;
+    static constexpr std::uint32_t closed_draining = 1, closed_dropping = 2; // values of Header::closed
     enum Kind : std::uint32_t { pad = 0, whole = 1, fragment_first = 2, fragment_middle = 3, fragment_last = 4, abort_record = 5 };
 
     struct alignas(64) Side {
@@ -386,6 +371,34 @@ private:
         publish_get(next, 1);
     }
 
+    bool put_whole(std::span<const std::byte> bytes, Deadline d) {
+        return put(bytes.size(), [&](std::byte* out) { std::copy(bytes.begin(), bytes.end(), out); }, d);
+    }
+
+    // Producer side held. Publishes the fragments of `bytes` from `done` on, until the last one is in
+    // (true) or `d` passes before the next one has room (false: the message stays half published,
+    // `in_message` set, for the caller to resume or abort). Throws QueueClosed, aborting the message.
+    bool put_fragments(std::span<const std::byte> bytes, std::size_t& done, Deadline d) {
+        const std::size_t chunk = max_record_payload();
+        while (done < bytes.size()) {
+            std::size_t n = std::min(chunk, bytes.size() - done);
+            bool first = done == 0, last = done + n == bytes.size();
+            // Room for this fragment and for an ABORT record, should this producer die after it.
+            try {
+                if (!wait_for_room(record_bytes(n) + header_bytes, first, d, "put")) return false;
+            } catch (const QueueClosed&) {
+                if (!first) abort_message();
+                throw;
+            }
+            std::uint64_t tail = pad_if_needed(h_->put.pos.load(std::memory_order_relaxed), record_bytes(n));
+            write_header(tail, n, first ? fragment_first : last ? fragment_last : fragment_middle);
+            std::memcpy(data_ + offset(tail) + header_bytes, bytes.data() + done, n);
+            publish_put(tail + record_bytes(n), last ? 1 : 0, last ? 0 : 1);
+            done += n;
+        }
+        return true;
+    }
+
     // Called holding a side's mutex after its previous holder died.
     void recover(Side& s) {
         if (s.pending.load(std::memory_order_acquire)) apply(s);
@@ -435,6 +448,8 @@ private:
             if (!assembling) return false;
             SideLock producer(*this, h_->put, Deadline::after(std::chrono::seconds(0)), "get");
         }
+        if (h_->closed.load() == closed_dropping)
+            throw QueueClosed(std::string(owner_) + "::get: the queue was shut down, dropping what it held");
         // `ready` may have returned on `closed` alone while a last record was being published: take
         // the tail again, into the cache, before reading past what the cache said.
         if (h_->get.peer_pos > head) return true;
