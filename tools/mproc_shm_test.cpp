@@ -105,7 +105,7 @@ private:
 
 } // namespace
 
-TEST_CASE("--help prints the usage on stdout and exits 0, after a command too") {
+TEST_CASE("asking for --help prints the usage on stdout and exits 0, after a command too") {
     for (const char* args : {"--help", "-h", "clean --help", "list --stale --help"}) {
         INFO("mproc-shm " << args);
         Run r = run_tool(args);
@@ -115,7 +115,7 @@ TEST_CASE("--help prints the usage on stdout and exits 0, after a command too") 
     }
 }
 
-TEST_CASE("--version prints mproc's version and exits 0") {
+TEST_CASE("asking for --version prints mproc's version and exits 0") {
     Run r = run_tool("--version");
     CHECK(r.status == 0);
     CHECK(r.out == "mproc-shm (mproc) " MPROC_VERSION_STRING "\n");
