@@ -10,7 +10,7 @@ quick=0
 [ "${1:-}" = "--quick" ] && quick=1
 jobs=$(nproc)
 
-scripts/deps.sh g++ cmake libboost1.81-dev catch2 libbenchmark-dev libopenmpi-dev openmpi-bin
+scripts/deps.sh g++ cmake libboost1.81-dev catch2 libbenchmark-dev libopenmpi-dev openmpi-bin pkgconf
 [ $quick = 1 ] || scripts/deps.sh clang libclang-rt-14-dev
 
 stage() { printf '\n===== %s =====\n' "$*"; }

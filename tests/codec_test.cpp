@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstring>
+#include <filesystem>
 #include <limits>
 #include <map>
 #include <memory>
@@ -107,9 +108,36 @@ struct Tag {  // empty and trivially copyable: encodes to nothing
     auto operator<=>(const Tag&) const = default;
 };
 
-struct WithPointer {  // trivially copyable: the pointer is copied as a number
+struct WithPointer {  // trivially copyable, but the pointer would arrive as a number meaning nothing: refused
     int* p = nullptr;
     int n = 0;
+};
+struct WithView {  // the same for a view
+    int id = 0;
+    std::string_view text;
+};
+struct WithSpan {
+    std::span<const double> values;
+};
+struct HoldsWithPointer {  // nested: the inner struct's pointer is seen through the outer one
+    Point where;
+    WithPointer inner;
+};
+struct PointerArray {  // in C arrays and std::arrays too
+    int n = 0;
+    const char* names[2] = {};
+};
+struct Bits {  // bit fields and C arrays of values stay bitwise, though PFR cannot name their fields
+    unsigned a : 3 = 0;
+    unsigned b : 5 = 0;
+    int xs[3] = {};
+    std::chrono::milliseconds timeout{0};
+    std::optional<int> maybe;
+    bool operator==(const Bits&) const = default;
+};
+union Word {  // a union's members cannot be seen: trusted
+    std::uint64_t u;
+    double d;
 };
 
 struct Tree {  // recursive: needs a hook
@@ -145,6 +173,48 @@ struct Throws {  // can leave a variant valueless: not trivially copyable, throw
     template <class Archive>
     void serialize(Archive&) {}
 };
+
+} // namespace
+
+// A library's type that mproc's users cannot edit: it travels with a free serialize function declared
+// beside it (found by argument-dependent lookup), through its public interface only.
+namespace vendor {
+class Money {
+public:
+    Money() = default;
+    Money(std::string currency, long cents) : currency_(std::move(currency)), cents_(cents) {}
+    const std::string& currency() const { return currency_; }
+    long cents() const { return cents_; }
+    bool operator==(const Money&) const = default;
+
+private:
+    std::string currency_;
+    long cents_ = 0;
+};
+
+template <class Archive>
+void serialize(Archive& ar, Money& m) {
+    std::string currency = m.currency();
+    long cents = m.cents();
+    ar(currency, cents);
+    if constexpr (Archive::is_loading) m = Money(std::move(currency), cents);
+}
+
+struct Celsius {  // trivially copyable, yet its free hook is what runs (it checks the range on load)
+    double degrees = 0;
+    bool operator==(const Celsius&) const = default;
+};
+
+template <class Archive>
+void serialize(Archive& ar, Celsius& c) {
+    ar(c.degrees);
+    if constexpr (Archive::is_loading) {
+        if (c.degrees < -273.15) throw mproc::SerializationError("Celsius: below absolute zero");
+    }
+}
+} // namespace vendor
+
+namespace {
 
 using Nested = std::map<std::string, std::vector<std::optional<std::variant<int, std::string>>>>;
 
@@ -233,7 +303,10 @@ Team sample_team() {
 
 static_assert(Serializable<int> && Serializable<double> && Serializable<char> && Serializable<bool>);
 static_assert(Serializable<Plain> && Serializable<Color> && Serializable<std::byte>);
-static_assert(Serializable<Point> && Serializable<WithPointer> && Serializable<Tag>);
+static_assert(Serializable<Point> && Serializable<Tag> && Serializable<Bits> && Serializable<Word>);
+static_assert(!Serializable<WithPointer> && !Serializable<WithView> && !Serializable<WithSpan>);
+static_assert(!Serializable<HoldsWithPointer> && !Serializable<PointerArray> && !Serializable<std::vector<WithView>>);
+static_assert(!Serializable<std::array<const char*, 2>> && !Serializable<std::optional<int*>>);
 static_assert(Serializable<std::string> && Serializable<std::vector<int>> && Serializable<std::vector<bool>>);
 static_assert(Serializable<std::array<std::string, 3>> && Serializable<std::pair<int, std::string>>);
 static_assert(Serializable<std::tuple<>> && Serializable<std::tuple<int, Person, Order>>);
@@ -255,9 +328,24 @@ struct HoldsUnique {
 static_assert(!Serializable<HoldsUnique> && !Serializable<std::optional<HoldsUnique>>);
 static_assert(!Serializable<Derived> && Serializable<DerivedWithHook> && Serializable<Tree>);
 
+using detail::codec::culprit_t;
 using detail::codec::Kind;
 using detail::codec::kind_of;
+using detail::codec::Refusal;
+using detail::codec::refusal;
+// The culprit of a refusal is the innermost type at fault, and the reason is its own.
+static_assert(std::is_same_v<culprit_t<HoldsUnique>, std::unique_ptr<int>> && refusal<std::unique_ptr<int>> == Refusal::pointer);
+static_assert(std::is_same_v<culprit_t<std::vector<std::map<int, std::string_view>>>, std::string_view>);
+static_assert(std::is_same_v<culprit_t<WithView>, WithView> && refusal<WithView> == Refusal::holds_address);
+static_assert(std::is_same_v<culprit_t<std::array<int*, 2>>, int*> && refusal<Derived> == Refusal::base_class);
+static_assert(std::is_same_v<culprit_t<Person>, Person> && refusal<Person> == Refusal::none);
 static_assert(kind_of<Stamped> == Kind::hook, "a hook wins over trivially copyable");
+static_assert(kind_of<vendor::Money> == Kind::hook && kind_of<vendor::Celsius> == Kind::hook, "free hooks are hooks");
+static_assert(Serializable<std::map<std::string, std::vector<vendor::Money>>>);
+static_assert(kind_of<std::filesystem::path> == Kind::path);
+static_assert(kind_of<std::chrono::system_clock::time_point> == Kind::bitwise &&
+              kind_of<std::chrono::steady_clock::time_point> == Kind::bitwise &&
+              kind_of<std::chrono::duration<double>> == Kind::bitwise);
 static_assert(kind_of<Point> == Kind::bitwise && kind_of<std::array<Point, 4>> == Kind::bitwise);
 static_assert(kind_of<Person> == Kind::aggregate);
 static_assert(kind_of<std::optional<int>> == Kind::optional, "optional stays validated though trivially copyable");
@@ -292,10 +380,8 @@ TEST_CASE("a trivially copyable struct is its sizeof(T) bytes, exactly as in mem
     REQUIRE(bytes.size() == sizeof(Point));
     CHECK(std::memcmp(bytes.data(), &p, sizeof(Point)) == 0);
 
-    int target = 5;
-    auto wp = decode<WithPointer>(encode(WithPointer{&target, 3}));
-    CHECK(wp.p == &target);  // copied as a number, as documented
-    CHECK(wp.n == 3);
+    Bits bits{5, 17, {1, 2, 3}, std::chrono::milliseconds(250), 9};
+    CHECK(round_trip(bits).size() == sizeof(Bits));
 
     std::array<Point, 3> arr{Point{1, 2, 3}, Point{4, 5, 6}, Point{7, 8, 9}};
     CHECK(round_trip(arr).size() == sizeof(arr));
@@ -389,6 +475,29 @@ TEST_CASE("types with a serialize hook round-trip, and the hook can tell loading
     Tree tree{1, {Tree{2, {}}, Tree{3, {Tree{4, {}}, Tree{}}}}};
     round_trip(tree);
     check_every_prefix_rejected(tree);
+}
+
+TEST_CASE("a type users cannot edit round-trips through a free serialize function found by ADL") {
+    round_trip(vendor::Money("EUR", 12345));
+    round_trip(std::vector<vendor::Money>{{"USD", -1}, {"", 0}, {std::string(200, 'x'), 1L << 40}});
+    round_trip(vendor::Celsius{21.5});
+    // The hook runs on load: it can refuse what it reads.
+    CHECK_THROWS_WITH(decode<vendor::Celsius>(encode(-300.0)), Catch::Contains("below absolute zero"));
+}
+
+TEST_CASE("std::filesystem::path, durations and time points round-trip") {
+    round_trip(std::filesystem::path());
+    round_trip(std::filesystem::path("/tmp/reports 2026/q1.csv"));
+    round_trip(std::filesystem::path("relative/ünïcode/./..//x"));
+    round_trip(std::vector<std::filesystem::path>{"/a", "b/c", ""});
+    round_trip(std::chrono::nanoseconds(-123456789));
+    round_trip(std::chrono::duration<double, std::milli>(2.5));
+    round_trip(std::chrono::hours(-3));
+    auto now = std::chrono::system_clock::now();
+    CHECK(round_trip(now).size() == sizeof(now));
+    round_trip(std::chrono::time_point_cast<std::chrono::seconds>(now));
+    round_trip(std::chrono::steady_clock::now());
+    round_trip(std::optional<std::chrono::system_clock::time_point>(now));
 }
 
 TEST_CASE("nested containers round-trip") {
@@ -568,4 +677,46 @@ TEST_CASE("a value encoded by a child process into shared memory decodes in the 
     auto got = decode<std::pair<Team, Nested>>(std::span<const std::byte>(buffer.data(), length.load()));
     CHECK(got.first == sample_team());
     CHECK(got.second == sample_nested());
+}
+
+TEST_CASE("a third-party type with a free hook travels through a Queue to another process") {
+    Queue<vendor::Money> q;
+    Process child([&q] {
+        q.put(vendor::Money("EUR", 100));
+        q.put(vendor::Money("JPY", -7));
+    });
+    child.start();
+    auto first = q.get_for(test::bound);
+    auto second = q.get_for(test::bound);
+    join_bounded(child);
+    REQUIRE(first.has_value());
+    REQUIRE(second.has_value());
+    CHECK(*first == vendor::Money("EUR", 100));
+    CHECK(*second == vendor::Money("JPY", -7));
+    CHECK(child.exitcode() == 0);
+}
+
+TEST_CASE("a third-party type with a free hook travels through Pool::map, both ways") {
+    Pool pool(2);
+    std::vector<vendor::Money> wallets;
+    for (long i = 0; i < 50; ++i) wallets.emplace_back(i % 2 ? "USD" : "EUR", i * 100);
+    auto doubled = pool.map([](const vendor::Money& m) { return vendor::Money(m.currency() + "!", m.cents() * 2); },
+                            wallets);
+    REQUIRE(doubled.size() == wallets.size());
+    for (std::size_t i = 0; i < wallets.size(); ++i)
+        CHECK(doubled[i] == vendor::Money(wallets[i].currency() + "!", wallets[i].cents() * 2));
+}
+
+TEST_CASE("a std::filesystem::path and a time point travel through a Pipe") {
+    auto [rx, tx] = Pipe<std::pair<std::filesystem::path, std::chrono::system_clock::time_point>>(false);
+    const auto stamp = std::chrono::system_clock::now();
+    Process child([&tx, stamp] { tx.send({std::filesystem::path("/var/data/run 7") / "out.bin", stamp}); });
+    child.start();
+    REQUIRE(rx.poll(test::bound));
+    auto [path, when] = rx.recv();
+    join_bounded(child);
+    CHECK(path == std::filesystem::path("/var/data/run 7/out.bin"));
+    CHECK(path.filename() == "out.bin");
+    CHECK(when == stamp);
+    CHECK(child.exitcode() == 0);
 }

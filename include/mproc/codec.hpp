@@ -5,10 +5,11 @@
 //   - arithmetic types and enums. Enum values are taken as they come: an enum without a fixed
 //     underlying type (`enum E { a, b }`) may then hold a value outside its range, which is
 //     undefined to read; give an enum that may arrive corrupted a fixed type (`enum class` has one);
-//   - trivially copyable types (structs, unions, std::chrono::duration...): copied byte for byte, one
-//     memcpy of sizeof(T). Pointers inside them are copied as numbers, and nothing inside them is
-//     validated on decode (a bool member holding 7, a std::optional member with a bad flag); give
-//     such a struct a serialize hook if it can arrive from an untrusted source;
+//   - trivially copyable types (structs, unions, std::chrono::duration and time_point...): copied
+//     byte for byte, one memcpy of sizeof(T). Nothing inside them is validated on decode (a bool
+//     member holding 7, a std::optional member with a bad flag); give such a struct a serialize hook
+//     if it can arrive from an untrusted source. One holding a pointer or a view is refused (see
+//     below);
 //   - std::string, std::vector (one memcpy for a vector of trivially copyable elements), std::array,
 //     std::pair, std::tuple, std::optional, std::variant, std::map, std::unordered_map, std::set
 //     (and the multi- and unordered sets and maps);
@@ -28,19 +29,37 @@
 //
 //     ar(...) takes any number of lvalues of serializable types and reads or writes them in order.
 //     The hook must call ar with the same members in the same order in both directions and must not
-//     modify the object while writing; `Archive::is_loading` tells the directions apart if needed.
+//     modify the object while writing; `Archive::is_loading` tells the directions apart if needed;
+//   - types you cannot edit, with the same hook as a free function in the type's namespace, found by
+//     argument-dependent lookup (declare it before the type is first sent):
 //
-// When several apply: hook > trivially copyable > std type > aggregate, with two exceptions for
+//         namespace vendor {
+//         template <class Archive>
+//         void serialize(Archive& ar, Money& m) {
+//             std::string currency = m.currency();
+//             long cents = m.cents();
+//             ar(currency, cents);
+//             if constexpr (Archive::is_loading) m = Money(std::move(currency), cents);
+//         }
+//         }
+//
+//   - std::filesystem::path, as its native string.
+//
+// When several apply: member hook > free hook > trivially copyable > std type > aggregate, with two exceptions for
 // safety: bool, std::optional and std::variant are always encoded element-wise so that decoding can
 // validate them (also inside a trivially copyable std::array, std::pair or std::tuple), and empty
 // trivially copyable types (std::monostate, tag structs) encode to nothing, as copying their one
 // byte could clobber a neighbour that shares their address.
-// Not serializable: raw pointers, references, const or volatile types, C arrays, views
-// (std::string_view, std::span, std::reference_wrapper), types without a default constructor, and
-// anything else not listed. Using one is a compile-time error naming the type ("T is not
-// serializable", with "[with T = ...]" in the instantiation context). Test Serializable<T> rather
-// than whether encode(x) compiles: encode has an overload for the non-serializable whose only job is
-// that error.
+// Not serializable: pointers (raw and smart), references, const or volatile types, C arrays, views
+// (std::string_view, std::span, std::reference_wrapper), types that hold a pointer or a view where
+// it can be seen (a trivially copyable struct whose field, a field of a field or a C-array element
+// is one: the address would arrive as a number that means nothing in another process; members of
+// classes that are not plain aggregates cannot be seen, and are trusted), types without a default
+// constructor, and anything else not listed. Using one is a compile-time error naming the innermost
+// type at fault and why ("T is not serializable: <reason>", with "[with T = ...]" in the
+// instantiation context; a failed Serializable<T> constraint on Queue<T> or Pipe<T> says the same,
+// with "[with U = ...]"). Test Serializable<T> rather than whether encode(x) compiles: encode has an
+// overload for the non-serializable whose only job is that error.
 //
 // Wire format (same machine only: host byte order and struct layout, no header or version tag):
 //   trivially copyable: its sizeof(T) bytes; bool: 0/1; optional: 0, or 1 then the value; variant:
@@ -69,9 +88,36 @@
 
 namespace mproc {
 
-/// True for the types this codec can encode and decode (see the top of this header).
+namespace detail::codec {
+// One concept per reason a type cannot travel, each about the culprit (the innermost type at fault,
+// see culprit_t), so that a failed `Serializable<T>` on `Queue<T>` or `Pipe<T>` reports
+// "[with U = <culprit>]" and quotes the line below that gives the reason (the static_asserts of
+// explain_not_serializable say the same).
+// clang-format off
+template <class U> concept not_a_pointer = refusal<U> != Refusal::pointer; // mproc: U is not serializable: a pointer (raw or smart) would arrive without its target; send the value it points to
+template <class U> concept not_a_reference = refusal<U> != Refusal::reference; // mproc: U is not serializable: a reference; send the value
+template <class U> concept not_qualified = refusal<U> != Refusal::qualified; // mproc: U is not serializable: a const or volatile type cannot be decoded into; drop the qualifier
+template <class U> concept not_a_c_array = refusal<U> != Refusal::c_array; // mproc: U is not serializable: a C array; use std::array
+template <class U> concept an_object_type = refusal<U> != Refusal::not_object; // mproc: U is not serializable: not an object type
+template <class U> concept not_a_view = refusal<U> != Refusal::view; // mproc: U is not serializable: a view (std::string_view, std::span, std::reference_wrapper) does not own what it shows; send std::string, std::vector or the value
+template <class U> concept holds_no_address_inside = refusal<U> != Refusal::holds_address; // mproc: U is not serializable: it holds a pointer or a view, an address that means nothing in another process; hold the value (std::string, std::vector) or give U a serialize hook
+template <class U> concept constructible_for_decoding = refusal<U> != Refusal::not_constructible; // mproc: U is not serializable: decoding needs it to be default-constructible and move-constructible
+template <class U> concept reflectable_aggregate = refusal<U> != Refusal::base_class; // mproc: U is not serializable: an aggregate with a base class is not reflected field by field; give it a serialize hook
+template <class U> concept known_to_the_codec = refusal<U> != Refusal::unknown; // mproc: U is not serializable: give it a serialize hook (a member, or a free function `serialize(Archive&, U&)` in U's namespace), or make it trivially copyable or a plain aggregate of serializable members (see <mproc/codec.hpp>)
+// clang-format on
+} // namespace detail::codec
+
+/// True for the types this codec can encode and decode (see the top of this header). When it is
+/// false, the compiler's notes name the innermost type at fault and why it cannot travel.
 template <class T>
-concept Serializable = detail::codec::is_serializable<T>;
+concept Serializable =
+    detail::codec::not_a_pointer<detail::codec::culprit_t<T>> && detail::codec::not_a_reference<detail::codec::culprit_t<T>> &&
+    detail::codec::not_qualified<detail::codec::culprit_t<T>> && detail::codec::not_a_c_array<detail::codec::culprit_t<T>> &&
+    detail::codec::an_object_type<detail::codec::culprit_t<T>> && detail::codec::not_a_view<detail::codec::culprit_t<T>> &&
+    detail::codec::holds_no_address_inside<detail::codec::culprit_t<T>> &&
+    detail::codec::constructible_for_decoding<detail::codec::culprit_t<T>> &&
+    detail::codec::reflectable_aggregate<detail::codec::culprit_t<T>> &&
+    detail::codec::known_to_the_codec<detail::codec::culprit_t<T>> && detail::codec::is_serializable<T>;
 
 /// The exact number of bytes encode_into(value, out) writes. Does not allocate.
 /// Throws SerializationError only for a std::variant that is valueless by exception.

@@ -11,3 +11,4 @@
 #include "shared.hpp"
 #include "shared_memory.hpp"
 #include "sync.hpp"
+#include "version.hpp"

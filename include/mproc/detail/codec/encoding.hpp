@@ -230,7 +230,7 @@ std::size_t size_of(const T& v) {
         return sizeof(T);
     } else if constexpr (k == Kind::hook) {
         SizeArchive a;
-        const_cast<T&>(v).serialize(a);
+        run_hook(a, const_cast<T&>(v));
         return a.size();
     } else if constexpr (k == Kind::optional) {
         return 1 + (v.has_value() ? size_of(*v) : 0);
@@ -244,6 +244,8 @@ std::size_t size_of(const T& v) {
         return n;
     } else if constexpr (k == Kind::product) {
         return std::apply([](const auto&... e) { return (std::size_t{0} + ... + size_of(e)); }, v);
+    } else if constexpr (k == Kind::path) {
+        return size_of(v.native());
     } else if constexpr (k == Kind::aggregate) {
         std::size_t n = 0;
         boost::pfr::for_each_field(v, [&n](const auto& f) { n += size_of(f); });
@@ -285,7 +287,7 @@ std::byte* write(const T& v, std::byte* out) {
         return out + sizeof(T);
     } else if constexpr (k == Kind::hook) {
         WriteArchive a(out);
-        const_cast<T&>(v).serialize(a);
+        run_hook(a, const_cast<T&>(v));
         return a.end();
     } else if constexpr (k == Kind::optional) {
         *out++ = std::byte{v.has_value() ? std::uint8_t{1} : std::uint8_t{0}};
@@ -301,6 +303,8 @@ std::byte* write(const T& v, std::byte* out) {
     } else if constexpr (k == Kind::product) {
         std::apply([&out](const auto&... e) { ((out = write(e, out)), ...); }, v);
         return out;
+    } else if constexpr (k == Kind::path) {
+        return write(v.native(), out);
     } else if constexpr (k == Kind::aggregate) {
         boost::pfr::for_each_field(v, [&out](const auto& f) { out = write(f, out); });
         return out;
@@ -362,7 +366,7 @@ void read(Reader& r, T& v) {
         read_bitwise(r.take<T>(sizeof(T)), v);
     } else if constexpr (k == Kind::hook) {
         ReadArchive a(r);
-        v.serialize(a);
+        run_hook(a, v);
     } else if constexpr (k == Kind::optional) {
         if (r.flag<T>()) {
             if (!v.has_value()) v.emplace();
@@ -385,6 +389,10 @@ void read(Reader& r, T& v) {
         for (auto& e : v) read(r, e);
     } else if constexpr (k == Kind::product) {
         std::apply([&r](auto&... e) { (read(r, e), ...); }, v);
+    } else if constexpr (k == Kind::path) {
+        typename T::string_type native;
+        read(r, native);
+        v = std::move(native);
     } else if constexpr (k == Kind::aggregate) {
         boost::pfr::for_each_field(v, [&r](auto& f) { read(r, f); });
     } else if constexpr (k == Kind::sequence) {
