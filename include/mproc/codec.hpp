@@ -45,10 +45,10 @@
 //
 //   - std::filesystem::path, as its native string.
 //
-// When several apply: member hook > free hook > trivially copyable > std type > aggregate, with two exceptions for
-// safety: bool, std::optional and std::variant are always encoded element-wise so that decoding can
-// validate them (also inside a trivially copyable std::array, std::pair or std::tuple), and empty
-// trivially copyable types (std::monostate, tag structs) encode to nothing, as copying their one
+// When several apply: member hook > free hook > trivially copyable > std type > aggregate, with two
+// exceptions for safety: bool, std::optional and std::variant are always encoded element-wise so
+// that decoding can validate them (also inside a trivially copyable std::array, std::pair or
+// std::tuple), and empty trivially copyable types (std::monostate, tag structs) encode to nothing, as copying their one
 // byte could clobber a neighbour that shares their address.
 // Not serializable: pointers (raw and smart), references, const or volatile types, C arrays, views
 // (std::string_view, std::span, std::reference_wrapper), types that hold a pointer or a view where
@@ -63,8 +63,9 @@
 //
 // Wire format (same machine only: host byte order and struct layout, no header or version tag):
 //   trivially copyable: its sizeof(T) bytes; bool: 0/1; optional: 0, or 1 then the value; variant:
-//   index then the alternative; string, vector, map, set: length then the elements (maps: key, value)
-//   in iteration order; array, pair, tuple, aggregate, hook: the parts in order, nothing between.
+//   index then the alternative; string, vector, map, set, path: length then the elements (maps: key,
+//   value) in iteration order; array, pair, tuple, aggregate, hook: the parts in order, nothing
+//   between.
 //   Lengths and indexes are unsigned LEB128 varints in their shortest form (one byte below 128). An
 //   element of a vector, map or set that encodes to nothing is followed by one 0x00 byte, so that
 //   every element takes a byte and a length can be checked against the bytes left.
