@@ -30,6 +30,7 @@ enum class Errc {
     serialization,
     owner_died,
     broken_barrier,
+    cancelled,
 };
 
 /// The category of Errc codes, named "mproc". One object per program; usable from any thread.
@@ -50,6 +51,7 @@ inline const std::error_category& error_category() noexcept {
             case Errc::serialization: return "bytes do not decode";
             case Errc::owner_died: return "lock owner died";
             case Errc::broken_barrier: return "barrier broken";
+            case Errc::cancelled: return "cancelled";
             }
             return "unknown mproc error";
         }
@@ -180,6 +182,12 @@ public:
 class BrokenBarrier : public Error {
 public:
     explicit BrokenBarrier(const std::string& what) : Error(Errc::broken_barrier, what) {}
+};
+
+/// get() (or exception()) of a Future that was cancelled before it settled.
+class CancelledError : public Error {
+public:
+    explicit CancelledError(const std::string& what) : Error(Errc::cancelled, what) {}
 };
 
 } // namespace mproc

@@ -58,6 +58,19 @@ struct PoolOptions {
     std::size_t result_queue_bytes = std::size_t{4} << 20;
 };
 
+/// Options of one apply_async/submit: `timeout` bounds this task's run (0: the pool's task_timeout);
+/// a task that overruns it fails with TimeoutError and its worker is killed and replaced.
+struct TaskOptions {
+    std::chrono::duration<double> timeout{0};
+};
+
+/// Options of one map, starmap, imap or map_results call: `chunksize` (0: chosen automatically) and
+/// `timeout`, a limit on each item's run (0: the pool's task_timeout).
+struct MapOptions {
+    std::size_t chunksize = 0;
+    std::chrono::duration<double> timeout{0};
+};
+
 namespace detail {
 
 /// What a worker can call without the parent's help: copied byte for byte into the task.
@@ -130,15 +143,58 @@ private:
 template <class R>
 using Outcome = std::variant<typename FutureSource<R>::Value, std::exception_ptr>;
 
+/// A pool Future's state, under the pool's lock: its outcome once settled (the first one set wins,
+/// so a cancellation is final), its done callbacks, and its tasks (for cancel()).
+template <class R>
+struct FutureState {
+    std::optional<Outcome<R>> outcome;
+    std::vector<std::function<void()>> callbacks;
+    std::vector<std::weak_ptr<PoolTask>> tasks;
+
+    template <class V>
+    void set(V&& v) {
+        if (!outcome) outcome.emplace(std::forward<V>(v));
+    }
+    /// The callbacks to run now that it settled (outside the lock).
+    std::function<void()> take_callbacks() {
+        if (callbacks.empty()) return {};
+        return [calls = std::move(callbacks)]() mutable { run_callbacks(calls); };
+    }
+};
+
 /// A Future fed by the pool: waiting on it collects results and supervises the workers.
 template <class R>
 class PoolFutureSource final : public FutureSource<R> {
 public:
-    using State = std::optional<Outcome<R>>;
+    using State = FutureState<R>;
     PoolFutureSource(std::shared_ptr<WorkerPool> pool, std::shared_ptr<State> state)
         : pool_(std::move(pool)), state_(std::move(state)) {}
-    bool wait_until(Deadline d) override { return pool_->wait_until([&] { return state_->has_value(); }, d); }
-    Outcome<R> collect() override { return std::move(**state_); }
+    bool wait_until(Deadline d) override { return pool_->wait_until([&] { return peek(); }, d); }
+    bool settled() override {
+        return pool_->locked([&] { return peek(); });
+    }
+    bool peek() override { return state_->outcome.has_value(); }
+    bool cancel() override {
+        return pool_->cancel(state_->tasks, [&] {
+            if (peek()) return false;
+            state_->set(std::make_exception_ptr(CancelledError("Pool: the task was cancelled")));
+            return true;
+        });
+    }
+    bool on_settled(std::function<void()> call) override {
+        return pool_->locked([&] {
+            if (peek()) return false;
+            state_->callbacks.push_back(std::move(call));
+            return true;
+        });
+    }
+    const void* group() const noexcept override { return pool_.get(); }
+    bool wait_any(std::span<FutureSourceBase* const> members, Deadline d) override {
+        return pool_->wait_until([&] { return std::ranges::any_of(members, [](FutureSourceBase* m) { return m->peek(); }); }, d);
+    }
+    Outcome<R> collect() override {
+        return pool_->locked([&] { return std::move(*state_->outcome); }); // collected once, by the Future
+    }
 
 private:
     std::shared_ptr<WorkerPool> pool_;
@@ -148,45 +204,56 @@ private:
 /// Where apply_async's one item goes: the Future's state.
 template <class R>
 struct ApplySink {
-    std::shared_ptr<std::optional<Outcome<R>>> state;
-    void result(std::size_t, Returned<R>&& value) { *state = std::move(value); }
-    void failed(std::size_t, std::exception_ptr e) { *state = std::move(e); }
-    void done() {}
+    std::shared_ptr<FutureState<R>> state;
+    void result(std::size_t, Returned<R>&& value) { state->set(std::move(value)); }
+    void failed(std::size_t, std::exception_ptr e) { state->set(std::move(e)); }
+    std::function<void()> done() { return state->take_callbacks(); }
 };
 
-/// The results of one map/starmap call as its items settle; throws the lowest failing index's error.
-template <class R>
+/// The results of one map call as its items settle. PerItem (map_results): every item keeps its
+/// value or error; otherwise the map throws the lowest failing index's error.
+template <class R, bool PerItem>
 struct MapState {
+    using Element = std::conditional_t<PerItem, Result<R>, R>;
     explicit MapState(std::size_t n) : results(n) {}
-    std::vector<R> results;
+    std::vector<Element> results;
     std::size_t chunks_left = 1; // one count stands for "still submitting"
     std::size_t first_error_index = SIZE_MAX;
     std::exception_ptr first_error;
-    std::shared_ptr<std::optional<Outcome<std::vector<R>>>> outcome =
-        std::make_shared<std::optional<Outcome<std::vector<R>>>>();
+    std::shared_ptr<FutureState<std::vector<Element>>> future = std::make_shared<FutureState<std::vector<Element>>>();
 
-    void chunk_done() {
-        if (--chunks_left != 0) return;
-        if (first_error)
-            *outcome = first_error;
+    void put(std::size_t i, R&& value) {
+        if constexpr (PerItem)
+            results[i] = Result<R>(std::move(value));
         else
-            *outcome = std::move(results);
+            results[i] = std::move(value);
+    }
+    void fail(std::size_t i, std::exception_ptr e) {
+        if constexpr (PerItem) {
+            results[i] = Result<R>(std::move(e));
+        } else if (i < first_error_index) {
+            first_error_index = i;
+            first_error = std::move(e);
+        }
+    }
+    std::function<void()> chunk_done() {
+        if (--chunks_left != 0) return {};
+        if (first_error)
+            future->set(first_error);
+        else
+            future->set(std::move(results));
+        return future->take_callbacks();
     }
 };
 
 /// Where the items of one map chunk go: their place in the map's results.
-template <class R>
+template <class R, bool PerItem>
 struct MapSink {
-    std::shared_ptr<MapState<R>> state;
+    std::shared_ptr<MapState<R, PerItem>> state;
     std::size_t base;
-    void result(std::size_t i, R&& value) { state->results[base + i] = std::move(value); }
-    void failed(std::size_t i, std::exception_ptr e) {
-        if (base + i < state->first_error_index) {
-            state->first_error_index = base + i;
-            state->first_error = std::move(e);
-        }
-    }
-    void done() { state->chunk_done(); }
+    void result(std::size_t i, R&& value) { state->put(base + i, std::move(value)); }
+    void failed(std::size_t i, std::exception_ptr e) { state->fail(base + i, std::move(e)); }
+    std::function<void()> done() { return state->chunk_done(); }
 };
 
 } // namespace detail
@@ -245,31 +312,59 @@ public:
     /// death fails only the item it was running; the other items of its chunk still complete.
     template <class F, std::ranges::sized_range Range>
     auto map(F f, const Range& inputs, std::size_t chunksize = 0) {
-        return map_async(f, inputs, chunksize).get();
+        return map_async(f, inputs, MapOptions{.chunksize = chunksize}).get();
+    }
+    /// As above, with a chunksize and a per-item timeout.
+    template <class F, std::ranges::sized_range Range>
+    auto map(F f, const Range& inputs, MapOptions options) {
+        return map_async(f, inputs, options).get();
     }
 
-    /// As map, without waiting for the results: the Future's get() returns the vector or throws.
-    /// Returns once every chunk is on the task ring.
+    /// As map, without waiting for the results: the Future's get() returns the vector or throws;
+    /// cancel() cancels every item not settled. Returns once every chunk is on the task ring.
     template <class F, std::ranges::sized_range Range>
     auto map_async(F f, const Range& inputs, std::size_t chunksize = 0) {
+        return map_async(f, inputs, MapOptions{.chunksize = chunksize});
+    }
+    template <class F, std::ranges::sized_range Range>
+    auto map_async(F f, const Range& inputs, MapOptions options) {
         using Item = std::remove_cvref_t<std::ranges::range_value_t<Range>>;
         detail::check_pool_callable<F>();
         detail::check_map_callable<F, Item>("map");
-        return submit_chunks<F, Item, false>(f, inputs, chunksize, "map");
+        return submit_chunks<F, Item, false, false>(f, inputs, options, "map");
+    }
+
+    /// f(x) for every x, as one value-or-error per item, in order: never throws for a task's failure
+    /// (a worker's crash, a timeout, an exception), so every good result is kept. The way to run a
+    /// crash-prone function over many inputs.
+    template <class F, std::ranges::sized_range Range>
+    auto map_results(F f, const Range& inputs, MapOptions options = {}) {
+        using Item = std::remove_cvref_t<std::ranges::range_value_t<Range>>;
+        detail::check_pool_callable<F>();
+        detail::check_map_callable<F, Item>("map_results");
+        return submit_chunks<F, Item, false, true>(f, inputs, options, "map_results").get();
     }
 
     /// g(std::get<0>(t), std::get<1>(t), ...) for every tuple (or pair) t of `inputs`, in order.
     template <class G, std::ranges::sized_range Range>
     auto starmap(G g, const Range& inputs, std::size_t chunksize = 0) {
-        return starmap_async(g, inputs, chunksize).get();
+        return starmap_async(g, inputs, MapOptions{.chunksize = chunksize}).get();
+    }
+    template <class G, std::ranges::sized_range Range>
+    auto starmap(G g, const Range& inputs, MapOptions options) {
+        return starmap_async(g, inputs, options).get();
     }
     /// As starmap, without waiting for the results.
     template <class G, std::ranges::sized_range Range>
     auto starmap_async(G g, const Range& inputs, std::size_t chunksize = 0) {
+        return starmap_async(g, inputs, MapOptions{.chunksize = chunksize});
+    }
+    template <class G, std::ranges::sized_range Range>
+    auto starmap_async(G g, const Range& inputs, MapOptions options) {
         using Item = std::remove_cvref_t<std::ranges::range_value_t<Range>>;
         detail::check_pool_callable<G>();
         detail::check_starmap_callable<G, Item>();
-        return submit_chunks<G, Item, true>(g, inputs, chunksize, "starmap");
+        return submit_chunks<G, Item, true, false>(g, inputs, options, "starmap");
     }
 
     // ------------------------------------------------------------------ apply
@@ -284,6 +379,11 @@ public:
     /// copied through the codec. Throws StateError once the pool is closed.
     template <class F, class... Args>
     auto apply_async(F f, Args&&... args) {
+        return apply_async(TaskOptions{}, f, std::forward<Args>(args)...);
+    }
+    /// As above, with this task's own timeout.
+    template <class F, class... Args>
+    auto apply_async(TaskOptions options, F f, Args&&... args) {
         detail::check_pool_callable<F>();
         static_assert(std::is_invocable_v<F&, std::decay_t<Args>&...>,
                       "mproc::Pool::apply: the function cannot be called with these arguments");
@@ -294,19 +394,32 @@ public:
                       "process: return a value (std::decay_t of it)");
         static_assert(std::is_void_v<R> || Serializable<std::remove_cvref_t<R>>,
                       "mproc::Pool::apply: the function's return type is not serializable (see <mproc/codec.hpp>)");
+        if (options.timeout.count() < 0) throw ValueError("Pool::apply_async: the timeout must not be negative");
         using Sink = detail::ApplySink<R>;
-        auto state = std::make_shared<typename detail::PoolFutureSource<R>::State>();
+        auto state = std::make_shared<detail::FutureState<R>>();
         auto task = std::make_shared<detail::Submission<Task, F, std::tuple<std::decay_t<Args>...>, detail::Returned<R>, Sink>>(
             f, std::tuple<std::decay_t<Args>...>(std::forward<Args>(args)...), Sink{state});
         task->label = "task " + std::to_string(next_label_++) + " (apply)";
+        task->timeout = std::chrono::duration_cast<std::chrono::nanoseconds>(options.timeout);
+        state->tasks.push_back(task);
         pool_->submit(std::move(task), "apply_async");
         pool_->flush();
         return Future<R>(std::make_unique<detail::PoolFutureSource<R>>(pool_, state));
     }
 
+    /// concurrent.futures' name for apply_async.
+    template <class F, class... Args>
+    auto submit(F f, Args&&... args) {
+        return apply_async(f, std::forward<Args>(args)...);
+    }
+    template <class F, class... Args>
+    auto submit(TaskOptions options, F f, Args&&... args) {
+        return apply_async(options, f, std::forward<Args>(args)...);
+    }
+
     // ------------------------------------------------------------------ imap
 
-    template <class F, class Range, bool Ordered>
+    template <class F, class Range, bool Ordered, bool AsResults>
     class LazyMap;
 
     /// f(x) for every x of `inputs`, lazily and in order: inputs are read and sent as the loop
@@ -314,23 +427,34 @@ public:
     /// and leaving the loop early is cheap. Dereferencing throws the item's error. If reading the
     /// inputs throws, the results of the items read before are delivered first, then that exception.
     /// A container passed as a temporary is kept alive by the returned range; an lvalue must outlive
-    /// the loop. `chunksize` 0 adapts chunks to the measured cost of an item.
+    /// the loop. `chunksize` 0 adapts chunks to the measured cost of an item. The range also offers
+    /// next_for(d), a bounded wait for the next result.
     template <class F, std::ranges::viewable_range Range>
         requires std::ranges::input_range<Range>
     auto imap(F f, Range&& inputs, std::size_t chunksize = 0) {
-        detail::check_pool_callable<F>();
-        detail::check_map_callable<F, std::remove_cvref_t<std::ranges::range_value_t<Range>>>("imap");
-        return LazyMap<F, std::views::all_t<Range>, true>(pool_, f, std::views::all(std::forward<Range>(inputs)), chunksize,
-                                                         make_progress(total_of(inputs), "imap"));
+        return imap(f, std::forward<Range>(inputs), MapOptions{.chunksize = chunksize});
+    }
+    template <class F, std::ranges::viewable_range Range>
+        requires std::ranges::input_range<Range>
+    auto imap(F f, Range&& inputs, MapOptions options) {
+        return lazy<true, false>(f, std::forward<Range>(inputs), options, "imap");
     }
     /// As imap, yielding results as they finish (chunks in any order).
     template <class F, std::ranges::viewable_range Range>
         requires std::ranges::input_range<Range>
     auto imap_unordered(F f, Range&& inputs, std::size_t chunksize = 0) {
-        detail::check_pool_callable<F>();
-        detail::check_map_callable<F, std::remove_cvref_t<std::ranges::range_value_t<Range>>>("imap_unordered");
-        return LazyMap<F, std::views::all_t<Range>, false>(pool_, f, std::views::all(std::forward<Range>(inputs)), chunksize,
-                                                          make_progress(total_of(inputs), "imap_unordered"));
+        return imap_unordered(f, std::forward<Range>(inputs), MapOptions{.chunksize = chunksize});
+    }
+    template <class F, std::ranges::viewable_range Range>
+        requires std::ranges::input_range<Range>
+    auto imap_unordered(F f, Range&& inputs, MapOptions options) {
+        return lazy<false, false>(f, std::forward<Range>(inputs), options, "imap_unordered");
+    }
+    /// As imap, yielding a Result<R> per item (value or error) instead of throwing for it.
+    template <class F, std::ranges::viewable_range Range>
+        requires std::ranges::input_range<Range>
+    auto imap_results(F f, Range&& inputs, MapOptions options = {}) {
+        return lazy<true, true>(f, std::forward<Range>(inputs), options, "imap_results");
     }
 
     // ------------------------------------------------------------------ lifecycle
@@ -342,6 +466,12 @@ public:
     void join() {
         if (!pool_->closed()) throw StateError("Pool::join: close() or terminate() the pool first");
         pool_->join();
+    }
+    /// As join, waiting at most `d`: false if tasks were still unsettled then (the pool runs on).
+    template <class Rep, class Period>
+    bool join_for(std::chrono::duration<Rep, Period> d) {
+        if (!pool_->closed()) throw StateError("Pool::join_for: close() or terminate() the pool first");
+        return pool_->join(detail::Deadline::after(d));
     }
     /// Kills the workers now; unsettled tasks fail with StateError.
     void terminate() noexcept { pool_->terminate(); }
@@ -365,23 +495,34 @@ private:
         return std::make_shared<detail::Progress>(progress_, on_progress_, total, what);
     }
 
-    template <class F, class Item, bool Star, class Range>
-    auto submit_chunks(const F& f, const Range& inputs, std::size_t chunksize, const char* op) {
+    template <bool Ordered, bool AsResults, class F, class Range>
+    auto lazy(F f, Range&& inputs, MapOptions options, const char* op) {
+        detail::check_pool_callable<F>();
+        detail::check_map_callable<F, std::remove_cvref_t<std::ranges::range_value_t<Range>>>(op);
+        if (options.timeout.count() < 0) throw ValueError(std::string("Pool::") + op + ": the timeout must not be negative");
+        return LazyMap<F, std::views::all_t<Range>, Ordered, AsResults>(pool_, f, std::views::all(std::forward<Range>(inputs)), options,
+                                                                          make_progress(total_of(inputs), op), op);
+    }
+
+    template <class F, class Item, bool Star, bool PerItem, class Range>
+    auto submit_chunks(const F& f, const Range& inputs, MapOptions options, const char* op) {
         using Worker = detail::ChunkTask<F, Item, Star>;
         using R = typename Worker::Result;
         static_assert(!std::is_void_v<R>, "mproc::Pool::map: the function returns void; use apply_async for side effects");
         static_assert(Serializable<std::vector<Item>>, "mproc::Pool::map: the input elements are not serializable (see <mproc/codec.hpp>)");
         static_assert(Serializable<std::vector<R>>, "mproc::Pool::map: the function's results are not serializable (see <mproc/codec.hpp>)");
-        using Sink = detail::MapSink<R>;
+        if (options.timeout.count() < 0) throw ValueError(std::string("Pool::") + op + ": the timeout must not be negative");
+        using State = detail::MapState<R, PerItem>;
+        using Sink = detail::MapSink<R, PerItem>;
         using Task = detail::Submission<Worker, F, std::vector<Item>, R, Sink>;
         const std::size_t n = static_cast<std::size_t>(std::ranges::size(inputs));
-        auto state = std::make_shared<detail::MapState<R>>(n);
-        auto outcome = state->outcome;
+        auto state = std::make_shared<State>(n);
+        auto future = state->future;
         auto progress = make_progress(n, op);
         auto it = std::ranges::begin(inputs);
         // Items are assumed to encode to about the first one's size (plus slack for varying sizes).
         std::size_t item_bytes = n == 0 ? 1 : encoded_size(static_cast<const Item&>(*it)) + 1;
-        detail::ChunkPlan plan(n, processes(), chunksize, pool_->max_task_bytes() / (item_bytes + item_bytes / 4));
+        detail::ChunkPlan plan(n, processes(), options.chunksize, pool_->max_task_bytes() / (item_bytes + item_bytes / 4));
         std::size_t at = 0;
         std::vector<std::shared_ptr<detail::PoolTask>> tasks;
         for (std::size_t count = plan.next(); count != 0; at += count, count = plan.next()) {
@@ -398,15 +539,19 @@ private:
             task->count = count;
             task->base = at;
             task->progress = progress;
+            task->timeout = std::chrono::duration_cast<std::chrono::nanoseconds>(options.timeout);
             task->label = "task " + std::to_string(next_label_++) + " (" + op + " items " + std::to_string(at) + ".." +
                           std::to_string(at + count - 1) + ")";
+            future->tasks.push_back(task);
             tasks.push_back(std::move(task));
         }
         state->chunks_left += tasks.size();
         for (auto& t : tasks) pool_->submit(std::move(t), op);
-        pool_->locked([&] { state->chunk_done(); }); // the "still submitting" count, under the lock like every chunk
+        // The "still submitting" count, under the lock like every chunk (its callbacks: none yet).
+        pool_->locked([&] { state->chunk_done(); });
         pool_->flush();
-        return Future<std::vector<R>>(std::make_unique<detail::PoolFutureSource<std::vector<R>>>(pool_, outcome));
+        using V = typename State::Element;
+        return Future<std::vector<V>>(std::make_unique<detail::PoolFutureSource<std::vector<V>>>(pool_, future));
     }
 
     std::shared_ptr<detail::WorkerPool> pool_;
@@ -416,9 +561,9 @@ private:
     int uncaught_at_start_ = std::uncaught_exceptions();
 };
 
-/// The range imap and imap_unordered return: iterate it once, from one thread at a time.
-/// `Range` is a view of the inputs.
-template <class F, class Range, bool Ordered>
+/// The range imap, imap_unordered and imap_results return: iterate it once, from one thread at a
+/// time (or call next_for). `Range` is a view of the inputs.
+template <class F, class Range, bool Ordered, bool AsResults>
 class Pool::LazyMap {
     using Item = std::remove_cvref_t<std::ranges::range_value_t<Range>>;
     using Worker = detail::ChunkTask<F, Item, false>;
@@ -439,27 +584,34 @@ class Pool::LazyMap {
             if (chunk->errors.empty()) chunk->errors.resize(chunk->count);
             chunk->errors[i] = std::move(e);
         }
-        void done() { chunk->settled.store(true, std::memory_order_release); }
+        std::function<void()> done() {
+            chunk->settled.store(true, std::memory_order_release);
+            return {};
+        }
     };
     using Task = detail::Submission<Worker, F, std::vector<Item>, R, Sink>;
 
 public:
-    LazyMap(std::shared_ptr<detail::WorkerPool> pool, F f, Range inputs, std::size_t chunksize, std::shared_ptr<detail::Progress> progress)
+    /// What the loop yields: R, or Result<R> for imap_results.
+    using value_type = std::conditional_t<AsResults, Result<R>, R>;
+
+    LazyMap(std::shared_ptr<detail::WorkerPool> pool, F f, Range inputs, MapOptions options, std::shared_ptr<detail::Progress> progress,
+            const char* op)
         : pool_(std::move(pool)), f_(f), inputs_(std::move(inputs)), it_(std::ranges::begin(inputs_)),
-          end_(std::ranges::end(inputs_)), fixed_(chunksize), progress_(std::move(progress)), start_(detail::Clock::now()) {}
+          end_(std::ranges::end(inputs_)), options_(options), progress_(std::move(progress)), op_(op), start_(detail::Clock::now()) {}
     LazyMap(const LazyMap&) = delete;
     LazyMap& operator=(const LazyMap&) = delete;
 
     class iterator {
     public:
-        using value_type = R;
+        using value_type = LazyMap::value_type;
         using difference_type = std::ptrdiff_t;
         iterator() = default;
-        explicit iterator(LazyMap* m) : m_(m) { m_->advance(); }
-        const R& operator*() const { return m_->current(); }
-        const R* operator->() const { return &m_->current(); }
+        explicit iterator(LazyMap* m) : m_(m) { m_->advance(detail::Deadline::never()); }
+        const value_type& operator*() const { return m_->current(); }
+        const value_type* operator->() const { return &m_->current(); }
         iterator& operator++() {
-            m_->advance();
+            m_->advance(detail::Deadline::never());
             return *this;
         }
         void operator++(int) { ++*this; }
@@ -472,19 +624,38 @@ public:
     iterator begin() { return iterator(this); }
     std::default_sentinel_t end() { return {}; }
 
+    /// The next result, waiting at most `d`: nullopt once every result was handed out; throws
+    /// TimeoutError if none came in time (call again to go on waiting), or the item's error (imap).
+    template <class Rep, class Period>
+    std::optional<value_type> next_for(std::chrono::duration<Rep, Period> d) {
+        if (!advance(detail::Deadline::after(d)))
+            throw TimeoutError(std::string("Pool::") + op_ + ": no result within the time given to next_for");
+        if (done_) return std::nullopt;
+        return current();
+    }
+
     /// True once every result has been handed out.
     bool finished() const noexcept { return done_; }
 
 private:
-    const R& current() {
-        if (current_error_) std::rethrow_exception(current_error_);
-        return *current_;
+    const value_type& current() {
+        if constexpr (AsResults) {
+            current_result_ = current_error_ ? Result<R>(current_error_) : Result<R>(*current_);
+            return current_result_;
+        } else {
+            if (current_error_) std::rethrow_exception(current_error_);
+            return *current_;
+        }
     }
 
-    // Moves to the next result: tops up the chunks in flight, then waits for the next one to hand out.
-    void advance() {
-        current_error_ = nullptr;
-        current_ = nullptr;
+    // Moves to the next result: tops up the chunks in flight, then waits (until `d`) for the next one
+    // to hand out. Returns false if `d` passed first; the next call goes on from there.
+    bool advance(detail::Deadline d) {
+        if (!pending_advance_) {
+            current_error_ = nullptr;
+            current_ = nullptr;
+        }
+        pending_advance_ = true;
         for (;;) {
             if (!ready_.empty() && ready_pos_ < ready_.front()->count) {
                 Chunk& c = *ready_.front();
@@ -493,7 +664,8 @@ private:
                     current_error_ = c.errors[i];
                 else
                     current_ = &c.results[i];
-                return;
+                pending_advance_ = false;
+                return true;
             }
             if (!ready_.empty()) {
                 ready_.pop_front();
@@ -502,21 +674,24 @@ private:
             }
             top_up();
             if (in_flight_.empty()) {
+                pending_advance_ = false;
                 if (input_error_) { // the items read before it are delivered: now the reading's own error
                     current_error_ = std::exchange(input_error_, nullptr);
-                    return;
+                    return true;
                 }
                 done_ = true;
-                if (progress_) run(pool_->locked([&] { return progress_->finish(); }));
-                return;
+                finish_progress();
+                return true;
             }
             collect_settled();
-            if (ready_.empty()) pool_->wait_until([&] { return next_settled() != nullptr; }, detail::Deadline::never());
+            if (ready_.empty() && !pool_->wait_until([&] { return next_settled() != nullptr; }, d)) return false;
             collect_settled();
         }
     }
 
-    static void run(const std::function<void()>& call) {
+    void finish_progress() {
+        if (!progress_) return;
+        auto call = pool_->locked([&] { return progress_->finish(); });
         if (call) call();
     }
 
@@ -540,7 +715,7 @@ private:
 
     // Adaptive chunks: about 2 ms of work each, from the rate measured so far; starts at one item.
     std::size_t next_chunk_size() const {
-        if (fixed_) return fixed_;
+        if (options_.chunksize) return options_.chunksize;
         double secs = std::chrono::duration<double>(detail::Clock::now() - start_).count();
         if (finished_items_ == 0 || secs <= 0) return 1;
         double per_worker_rate = static_cast<double>(finished_items_) / secs / pool_->processes();
@@ -567,10 +742,11 @@ private:
             task->count = chunk->count;
             task->base = submitted_;
             task->progress = progress_;
-            task->label = std::string("task (") + (Ordered ? "imap" : "imap_unordered") + " items " + std::to_string(submitted_) +
-                          ".." + std::to_string(submitted_ + chunk->count - 1) + ")";
+            task->timeout = std::chrono::duration_cast<std::chrono::nanoseconds>(options_.timeout);
+            task->label = std::string("task (") + op_ + " items " + std::to_string(submitted_) + ".." +
+                          std::to_string(submitted_ + chunk->count - 1) + ")";
             submitted_ += chunk->count;
-            pool_->submit(std::move(task), Ordered ? "imap" : "imap_unordered");
+            pool_->submit(std::move(task), op_);
             in_flight_.push_back(std::move(chunk));
             sent = true;
         }
@@ -582,8 +758,9 @@ private:
     Range inputs_; // a view: a reference to the caller's range, or the owner of a temporary one
     std::ranges::iterator_t<Range> it_;
     std::ranges::sentinel_t<Range> end_;
-    std::size_t fixed_;
+    MapOptions options_;
     std::shared_ptr<detail::Progress> progress_;
+    const char* op_;
     detail::Clock::time_point start_;
     std::deque<std::shared_ptr<Chunk>> in_flight_;
     std::deque<std::shared_ptr<Chunk>> ready_;
@@ -593,6 +770,8 @@ private:
     const R* current_ = nullptr;
     std::exception_ptr current_error_;
     std::exception_ptr input_error_;
+    Result<R> current_result_;
+    bool pending_advance_ = false;
     bool done_ = false;
 };
 

@@ -115,6 +115,21 @@ struct alignas(64) WorkerSlot {
     std::atomic<std::uint64_t> buffer_used{0};
 };
 
+/// The ids of tasks cancelled while on the task ring (the most recent 256): a worker that takes one
+/// drops it unrun. The parent writes an id here before it looks for a worker running the task, and a
+/// worker publishes its reservation before it looks here, so one of them always sees the other.
+struct CancelTable {
+    static constexpr std::size_t size = 256;
+    std::atomic<std::uint64_t> ids[size] = {};
+    std::atomic<std::uint64_t> next{0};
+    void add(std::uint64_t id) noexcept { ids[next.fetch_add(1) % size].store(id); }
+    bool contains(std::uint64_t id) const noexcept {
+        for (const auto& e : ids)
+            if (e.load() == id) return true;
+        return false;
+    }
+};
+
 // True in a process that a task forked from a worker: such a copy must never touch the pool.
 inline bool worker_copy = false;
 
@@ -312,8 +327,9 @@ public:
     virtual void take_results(std::size_t first, std::size_t n, std::span<const std::byte> encoded) = 0;
     /// Items [first, first + n) failed with `e`.
     virtual void fail_items(std::size_t first, std::size_t n, std::exception_ptr e) = 0;
-    /// Every item has its outcome.
-    virtual void done() {}
+    /// Every item has its outcome. Returns what must run once the pool's lock is released (the
+    /// Future's done callbacks), or an empty function.
+    virtual std::function<void()> done() { return {}; }
 
     std::size_t count = 1;   // items
     std::size_t settled = 0; // items [0, settled) have their outcome
@@ -326,7 +342,7 @@ public:
 
 /// A PoolTask over function `F` and arguments `Body` (a tuple for apply, a vector of items for a
 /// chunk), run in the worker by `Worker`. `Sink` receives the outcomes: sink.result(i, R&&),
-/// sink.failed(i, exception_ptr), sink.done().
+/// sink.failed(i, exception_ptr), and sink.done() -> std::function<void()> (see PoolTask::done).
 template <class Worker, class F, class Body, class R, class Sink>
 class Submission final : public PoolTask {
 public:
@@ -349,7 +365,7 @@ public:
     void fail_items(std::size_t first, std::size_t n, std::exception_ptr e) override {
         for (std::size_t i = std::max(first, settled); i < first + n; ++i) sink_.failed(i, e);
     }
-    void done() override { sink_.done(); }
+    std::function<void()> done() override { return sink_.done(); }
 
 private:
     F f_;
@@ -482,17 +498,59 @@ public:
         return closed_;
     }
 
-    /// Waits for every task to settle, then lets the workers exit and reaps them.
-    void join() {
+    /// Waits for every task to settle, then lets the workers exit and reaps them. Returns false if
+    /// `d` passed first (the pool is then still running).
+    bool join(Deadline d = Deadline::never()) {
         check_owner("join");
-        wait_until([&] { return pending_.empty() && backlog_.empty(); }, Deadline::never());
+        if (!wait_until([&] { return pending_.empty() && backlog_.empty(); }, d)) return false;
         std::lock_guard lk(mutex_);
-        if (stopped_) return;
+        if (stopped_) return true;
         closed_ = true;
         tasks_.close(); // idle workers wake with QueueClosed and exit 0
         for (auto& w : workers_)
             if (w && w->pid() != 0) w->join();
         stopped_ = true;
+        return true;
+    }
+
+    /// Under the lock, if `unsettled()` says so (it may settle the Future first): cancels `tasks`.
+    /// A task still in the backlog is dropped; one on the ring is marked so that the worker that
+    /// takes it drops it; one being run has its worker killed (and replaced). Its unsettled items
+    /// fail with CancelledError. Returns unsettled()'s answer.
+    template <class Unsettled>
+    bool cancel(const std::vector<std::weak_ptr<PoolTask>>& tasks, Unsettled&& unsettled) {
+        std::unique_lock lk(mutex_);
+        check_owner("cancel");
+        if (!unsettled()) return false;
+        for (auto& weak : tasks) {
+            auto task = weak.lock();
+            if (!task) continue;
+            std::vector<std::uint64_t> ids;
+            for (auto& [id, t] : pending_)
+                if (t == task) ids.push_back(id);
+            for (std::uint64_t id : ids) {
+                auto queued = std::find_if(backlog_.begin(), backlog_.end(), [&](auto& o) { return o.id == id && o.done == 0; });
+                if (queued != backlog_.end()) {
+                    backlog_.erase(queued);
+                } else {
+                    cancelled_->add(id);
+                    for (std::size_t i = 0; i < workers_.size(); ++i)
+                        if (slot(i).task.load() == id && workers_[i]->is_alive()) workers_[i]->kill(); // replaced by supervise()
+                }
+                pending_.erase(id);
+            }
+            if (!ids.empty() && task->settled < task->count) {
+                settle_failed(*task, task->count - task->settled,
+                              std::make_exception_ptr(CancelledError("Pool: " + task->label + " was cancelled")));
+                done(*task);
+            }
+        }
+        auto calls = std::move(deferred_);
+        deferred_.clear();
+        lk.unlock();
+        cv_.notify_all();
+        run_deferred(calls);
+        return true;
     }
 
     /// Kills every worker at once; unsettled tasks fail with StateError.
@@ -537,6 +595,7 @@ private:
     static constexpr auto supervision_tick = std::chrono::milliseconds(10);
 
     struct Outgoing {
+        std::uint64_t id;
         std::vector<std::byte> bytes;
         std::size_t done = 0; // bytes already on the ring
     };
@@ -559,6 +618,7 @@ private:
         if (backlog_.empty() && size <= tasks_.max_record_payload() && tasks_.put(size, write, Deadline::after(std::chrono::seconds(0))))
             return id;
         Outgoing o;
+        o.id = id;
         o.bytes.resize(size);
         write(o.bytes.data());
         backlog_.push_back(std::move(o));
@@ -614,6 +674,10 @@ private:
                            });
             } catch (const QueueClosed&) {
                 return;
+            }
+            if (cancelled_->contains(h.id)) { // cancelled while it waited on the ring: dropped unrun
+                s.task.store(0);
+                continue;
             }
             TaskContext out(results_, s, {buffers_[i], buffer_bytes_}, h, me);
             std::unique_ptr<PreparedTask> task;
@@ -751,7 +815,7 @@ private:
     }
 
     void done(PoolTask& task) {
-        task.done();
+        defer(task.done());
         if (task.progress && task.progress->all_settled()) defer(task.progress->finish());
     }
 
@@ -895,6 +959,7 @@ private:
     std::vector<std::unique_ptr<SharedBlock<WorkerSlot>>> slots_;
     std::vector<std::byte*> buffers_;
     SharedBlock<std::atomic<std::uint64_t>> claims_{0}; // reservations ever made, for WorkerSlot::claim
+    SharedBlock<CancelTable> cancelled_;
     std::vector<std::unique_ptr<Process>> workers_;
     pid_t owner_;
 
