@@ -152,6 +152,49 @@ TEST_CASE("sending into a one-way pipe whose reader has gone is EOFError, never 
     CHECK(reader.exitcode() == 0);
 }
 
+TEST_CASE("one-way pipes leave SIGPIPE's meaning alone for every other write, and keep a program's own choice") {
+    SECTION("a raw write to a pipe without readers still ends the process with SIGPIPE") {
+        SharedValue<int> send_failed_cleanly(0);
+        Process p([&] {
+            auto pipe_rx = Pipe<int>(false); // one-way pipes exist in this process
+            pipe_rx.first.close();
+            try {
+                pipe_rx.second.send(1);
+            } catch (const EOFError&) {
+                send_failed_cleanly.store(1);
+            }
+            int fds[2];
+            if (::pipe(fds) != 0) mproc::exit(2);
+            ::close(fds[0]);
+            (void)::write(fds[1], "x", 1); // not mproc's: the default action ends the process
+            mproc::exit(3);
+        });
+        p.start();
+        join_bounded(p);
+        CHECK(send_failed_cleanly.load() == 1); // mproc's send: EOFError, the process lived on
+        CHECK(p.exitcode() == -SIGPIPE);
+    }
+    SECTION("an ignored SIGPIPE stays ignored") {
+        SharedValue<int> still_ignored(0);
+        Process p([&] {
+            ::signal(SIGPIPE, SIG_IGN);
+            auto pipe_rx = Pipe<int>(false);
+            pipe_rx.first.close();
+            try {
+                pipe_rx.second.send(1);
+            } catch (const EOFError&) {
+            }
+            struct sigaction now {};
+            ::sigaction(SIGPIPE, nullptr, &now);
+            still_ignored.store(now.sa_handler == SIG_IGN);
+        });
+        p.start();
+        join_bounded(p);
+        CHECK(p.exitcode() == 0);
+        CHECK(still_ignored.load() == 1);
+    }
+}
+
 TEST_CASE("send_bytes and recv_bytes carry raw bytes, including empty messages") {
     auto pipe_a = Pipe<int>();
     auto& a = pipe_a.first;
