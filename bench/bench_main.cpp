@@ -79,6 +79,9 @@ constexpr Comparison comparisons[] = {
     {"mproc/Pipe_round_trip/4096", "raw/Pipe_round_trip/4096", real_time, 1.15, "the same, 4 KiB"},
     {"mproc/Pipe_round_trip/64", "raw_pipe2/Pipe_round_trip/64", real_time, 0, "against two raw pipe(2)s"},
     {"mproc/Pipe_round_trip/4096", "raw_pipe2/Pipe_round_trip/4096", real_time, 0, "against two raw pipe(2)s, 4 KiB"},
+    {"mproc/Pipe_oneway_round_trip/64", "raw_pipe2/Pipe_round_trip/64", real_time, 1.15,
+     "two one-way Pipes (over pipe(2)s) against two raw pipe(2)s"},
+    {"mproc/Pipe_oneway_round_trip/4096", "raw_pipe2/Pipe_round_trip/4096", real_time, 1.15, "the same, 4 KiB"},
 
     // Pool. A pooled rate over the serial rate (items per second of one call) is the speedup.
     {"mproc/SumSquare_pool/1", "serial/SumSquare", items_per_second, 0, "sum_square(0..9999), Pool(1).map: speedup"},

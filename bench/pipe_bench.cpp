@@ -1,7 +1,8 @@
 // pipe_bench.cpp — round trip through mproc::Pipe<T>: the benchmark thread sends a message to a child
-// process, which sends it straight back. Against the same round trip written raw over a Unix
-// stream socketpair(2) — the transport a Pipe is made of, so the pair isolates what mproc adds
-// (framing, encoding, buffering) — and, for information, over two pipe(2)s.
+// process, which sends it straight back. A duplex Pipe against the same round trip written raw over a
+// Unix stream socketpair(2), the transport it is made of; two one-way Pipes (Pipe<T>(false), over
+// pipe(2)s) against the same over two raw pipe(2)s. Each pair isolates what mproc adds (framing,
+// encoding, buffering, and for a one-way Pipe's send the SIGPIPE mask around write(2)).
 //
 // Reference numbers on a 2-core VM of the kind this is developed on: a raw pipe round trip ~33 us;
 // Python's multiprocessing Pipe send+recv round trip ~38 us.
@@ -140,6 +141,53 @@ void mproc_round_trip(benchmark::State& state) {
     }
 }
 
+/// The same round trip over two one-way Pipes (Pipe<T>(false), over pipe(2)s): the parent sends on
+/// `down`, the child echoes on `up`. Its baseline is raw_pipe2_round_trip, the same two pipes raw.
+template <std::size_t N>
+void mproc_oneway_round_trip(benchmark::State& state) {
+    PinToThisCpu pin;
+    try {
+        auto down = mproc::Pipe<Payload<N>>(false);
+        auto up = mproc::Pipe<Payload<N>>(false);
+        auto& down_rx = down.first;
+        auto& down_tx = down.second;
+        auto& up_rx = up.first;
+        auto& up_tx = up.second;
+        EchoChild child(state, [&] {
+            down_tx.close();
+            up_rx.close();
+            for (;;) {
+                Payload<N> m;
+                try {
+                    m = down_rx.recv();
+                } catch (const mproc::EOFError&) {
+                    return;
+                }
+                up_tx.send(m);
+            }
+        });
+        if (!child) return;
+        down_rx.close();
+        up_tx.close();
+        Payload<N> m{};
+        std::uint64_t seq = 0;
+        for (auto _ : state) {
+            stamp(m.data(), ++seq);
+            down_tx.send(m);
+            const Payload<N> back = up_rx.recv();
+            if (stamp_of(back.data()) != seq) {
+                state.SkipWithError("the echo is not the message sent");
+                break;
+            }
+        }
+        down_tx.close();
+        up_rx.close();
+        child.finish(state);
+    } catch (const std::exception& e) {
+        state.SkipWithError((std::string("mproc::Pipe(false): ") + e.what()).c_str());
+    }
+}
+
 // ---- raw: write(2) the payload, read(2) it back -------------------------------------------------------
 
 /// Writes all of `n` bytes; false on error.
@@ -237,5 +285,7 @@ MPROC_PIPE_CASE(raw_pipe2_round_trip, 64, "raw_pipe2/Pipe_round_trip/64");
 MPROC_PIPE_CASE(mproc_round_trip, 4096, "mproc/Pipe_round_trip/4096");
 MPROC_PIPE_CASE(raw_socketpair_round_trip, 4096, "raw/Pipe_round_trip/4096");
 MPROC_PIPE_CASE(raw_pipe2_round_trip, 4096, "raw_pipe2/Pipe_round_trip/4096");
+MPROC_PIPE_CASE(mproc_oneway_round_trip, 64, "mproc/Pipe_oneway_round_trip/64");
+MPROC_PIPE_CASE(mproc_oneway_round_trip, 4096, "mproc/Pipe_oneway_round_trip/4096");
 
 } // namespace

@@ -4,7 +4,10 @@
 
 #include <map>
 #include <span>
+#include <csignal>
+#include <pthread.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <string>
 #include <vector>
@@ -92,6 +95,104 @@ TEST_CASE("two ends sending large messages to each other at once do not deadlock
     CHECK(a.recv() == big_b);
     join_bounded(worker);
     CHECK(ok.value() == 1);
+}
+
+TEST_CASE("a one-way pipe is a pipe(2) and carries messages far larger than its buffer, both ways of closing") {
+    auto pipe_rx = Pipe<std::string>(false);
+    auto& rx = pipe_rx.first;
+    auto& tx = pipe_rx.second;
+    struct stat st{};
+    REQUIRE(::fstat(rx.fileno(), &st) == 0);
+    CHECK(S_ISFIFO(st.st_mode));
+    const std::string big(8 << 20, 'x');
+    Process sender([&] {
+        rx.close();
+        tx.send(big);
+        tx.send(std::string(3, 'y'));
+        tx.send_bytes({}); // an empty frame
+    });
+    sender.start();
+    tx.close();
+    CHECK(rx.recv() == big);
+    CHECK(rx.recv() == "yyy");
+    CHECK(rx.recv_bytes().empty());
+    join_bounded(sender);
+    CHECK(sender.exitcode() == 0);
+    CHECK_THROWS_AS(rx.recv(), EOFError);
+}
+
+TEST_CASE("sending into a one-way pipe whose reader has gone is EOFError, never SIGPIPE") {
+    auto pipe_rx = Pipe<std::string>(false);
+    auto& rx = pipe_rx.first;
+    auto& tx = pipe_rx.second;
+    Event reader_ready;
+    Process reader([&] {
+        tx.close();
+        reader_ready.set();
+        (void)rx.recv(); // one message, then leave without reading the rest
+    });
+    reader.start();
+    rx.close();
+    REQUIRE(reader_ready.wait_for(bound));
+    sigset_t before{}, after{};
+    ::pthread_sigmask(SIG_BLOCK, nullptr, &before);
+    // A sender blocked on a full pipe learns it when the reader leaves: 8 MiB cannot fit.
+    CHECK_THROWS_AS(
+        [&] {
+            for (int i = 0; i < 4; ++i) tx.send(std::string(8 << 20, 'z'));
+        }(),
+        EOFError);
+    CHECK_THROWS_WITH(tx.send("again"), Catch::Contains("other end is closed"));
+    ::pthread_sigmask(SIG_BLOCK, nullptr, &after);
+    CHECK(sigismember(&after, SIGPIPE) == sigismember(&before, SIGPIPE)); // the mask is restored
+    sigset_t pending{};
+    ::sigpending(&pending);
+    CHECK_FALSE(sigismember(&pending, SIGPIPE)); // no SIGPIPE left behind either
+    join_bounded(reader);
+    CHECK(reader.exitcode() == 0);
+}
+
+TEST_CASE("one-way pipes leave SIGPIPE's meaning alone for every other write, and keep a program's own choice") {
+    SECTION("a raw write to a pipe without readers still ends the process with SIGPIPE") {
+        SharedValue<int> send_failed_cleanly(0);
+        Process p([&] {
+            auto pipe_rx = Pipe<int>(false); // one-way pipes exist in this process
+            pipe_rx.first.close();
+            try {
+                pipe_rx.second.send(1);
+            } catch (const EOFError&) {
+                send_failed_cleanly.store(1);
+            }
+            int fds[2];
+            if (::pipe(fds) != 0) mproc::exit(2);
+            ::close(fds[0]);
+            (void)::write(fds[1], "x", 1); // not mproc's: the default action ends the process
+            mproc::exit(3);
+        });
+        p.start();
+        join_bounded(p);
+        CHECK(send_failed_cleanly.load() == 1); // mproc's send: EOFError, the process lived on
+        CHECK(p.exitcode() == -SIGPIPE);
+    }
+    SECTION("an ignored SIGPIPE stays ignored") {
+        SharedValue<int> still_ignored(0);
+        Process p([&] {
+            ::signal(SIGPIPE, SIG_IGN);
+            auto pipe_rx = Pipe<int>(false);
+            pipe_rx.first.close();
+            try {
+                pipe_rx.second.send(1);
+            } catch (const EOFError&) {
+            }
+            struct sigaction now {};
+            ::sigaction(SIGPIPE, nullptr, &now);
+            still_ignored.store(now.sa_handler == SIG_IGN);
+        });
+        p.start();
+        join_bounded(p);
+        CHECK(p.exitcode() == 0);
+        CHECK(still_ignored.load() == 1);
+    }
 }
 
 TEST_CASE("send_bytes and recv_bytes carry raw bytes, including empty messages") {

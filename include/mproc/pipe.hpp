@@ -1,9 +1,10 @@
 // mproc/pipe.hpp — Pipe<T> and Connection<T> (Python's multiprocessing.Pipe), and wait() over several
 // connections.
 //
-// A Pipe is a connected pair of Unix stream sockets, so make it before forking: both processes then
-// hold both ends. As in Python, each process should close() the end it does not use, or the other
-// side never sees end-of-file. Messages are framed as [u64 length][codec bytes]; any size goes
+// A duplex Pipe is a connected pair of Unix stream sockets, a one-way Pipe a pipe(2) (the cheaper
+// transport: raw round trips here, 9.3 us through two pipes against 16.7 us through a socketpair).
+// Make either before forking: both processes then hold both ends. As in Python, each process should
+// close() the end it does not use, or the other side never sees end-of-file. Messages are framed as [u64 length][codec bytes]; any size goes
 // through. A send that would block also reads what the other end is sending into this connection's
 // buffer, so two ends sending large messages to each other at the same moment never deadlock.
 //
@@ -25,6 +26,7 @@
 
 #include "codec.hpp"
 #include "detail/deadline.hpp"
+#include "detail/posix/pipe.hpp"
 #include "detail/posix/socket.hpp"
 #include "detail/posix/syscall.hpp"
 #include "errors.hpp"
@@ -38,14 +40,15 @@ struct ReadySet;
 class ConnectionBase {
 public:
     ConnectionBase(ConnectionBase&& o) noexcept
-        : fd_(std::exchange(o.fd_, -1)), readable_(o.readable_), writable_(o.writable_), rx_(std::move(o.rx_)),
-          rx_begin_(std::exchange(o.rx_begin_, 0)) {}
+        : fd_(std::exchange(o.fd_, -1)), readable_(o.readable_), writable_(o.writable_), pipe_(o.pipe_),
+          rx_(std::move(o.rx_)), rx_begin_(std::exchange(o.rx_begin_, 0)) {}
     ConnectionBase& operator=(ConnectionBase&& o) noexcept {
         if (this != &o) {
             close();
             fd_ = std::exchange(o.fd_, -1);
             readable_ = o.readable_;
             writable_ = o.writable_;
+            pipe_ = o.pipe_;
             rx_ = std::move(o.rx_);
             rx_begin_ = std::exchange(o.rx_begin_, 0);
         }
@@ -117,14 +120,18 @@ public:
     bool closed() const noexcept { return fd_ < 0; }
     bool readable() const noexcept { return readable_; }
     bool writable() const noexcept { return writable_; }
-    /// The socket's file descriptor, e.g. for your own poll loop. Throws StateError if closed.
+    /// The descriptor (a socket, or a pipe end for a one-way Pipe), e.g. for your own poll loop.
+    /// Throws StateError if closed.
     int fileno() const {
         if (fd_ < 0) throw StateError("Connection::fileno: the connection is closed");
         return fd_;
     }
 
 protected:
-    ConnectionBase(int fd, bool readable, bool writable) : fd_(fd), readable_(readable), writable_(writable) {}
+    /// Over `fd`, a stream socket, or (`pipe`) a pipe's read end (readable only) or its non-blocking
+    /// write end (writable only).
+    ConnectionBase(int fd, bool readable, bool writable, bool pipe = false)
+        : fd_(fd), readable_(readable), writable_(writable), pipe_(pipe) {}
 
     bool poll_until(detail::Deadline d) {
         if (buffered() > 0) return true;
@@ -176,7 +183,9 @@ private:
         std::size_t old = rx_.size();
         if (rx_.capacity() < old + read_chunk) rx_.reserve(std::max(old + read_chunk, 2 * rx_.capacity()));
         rx_.resize(old + read_chunk); // NoInit elements: no memset of 64 KiB per read
-        ssize_t n = detail::posix::receive_some(fd_, {reinterpret_cast<std::byte*>(rx_.data()) + old, read_chunk}, nonblocking);
+        std::span<std::byte> room{reinterpret_cast<std::byte*>(rx_.data()) + old, read_chunk};
+        // A pipe's read end is never asked for a non-blocking read: only a duplex end reads while it sends.
+        ssize_t n = pipe_ ? detail::posix::read_some(fd_, room) : detail::posix::receive_some(fd_, room, nonblocking);
         rx_.resize(old + static_cast<std::size_t>(n > 0 ? n : 0));
         return n != 0;
     }
@@ -185,7 +194,8 @@ private:
         bool peer_eof = false; // the other end stopped sending: stop polling for input
         while (!bytes.empty()) {
             std::size_t sent = 0;
-            switch (detail::posix::send_some(fd_, bytes, sent)) {
+            auto result = pipe_ ? detail::posix::write_some(fd_, bytes, sent) : detail::posix::send_some(fd_, bytes, sent);
+            switch (result) {
             case detail::posix::IoResult::done: bytes = bytes.subspan(sent); break;
             case detail::posix::IoResult::peer_closed:
                 throw EOFError(std::string("Connection::") + op + ": the other end is closed");
@@ -205,6 +215,7 @@ private:
     int fd_ = -1;
     bool readable_ = true;
     bool writable_ = true;
+    bool pipe_ = false;
     struct NoInit {
         std::byte b;
         NoInit() noexcept {} // left uninitialised on purpose: resize() must not memset
@@ -218,7 +229,8 @@ private:
 template <Serializable T>
 class Connection : public ConnectionBase {
 public:
-    Connection(int fd, bool readable, bool writable) : ConnectionBase(fd, readable, writable) {}
+    /// Takes ownership of `fd`; see ConnectionBase. Pipe() is the usual way to get Connections.
+    Connection(int fd, bool readable, bool writable, bool pipe = false) : ConnectionBase(fd, readable, writable, pipe) {}
 
     /// Sends `v`. Blocks while the socket is full (reading meanwhile, see above). Throws EOFError if
     /// the other end is closed, StateError if this end is closed or receive-only.
@@ -235,16 +247,17 @@ public:
     }
 };
 
-/// A connected pair of Connections. Duplex (the default): both ends send and receive. One-way
-/// (`duplex = false`): Python's order, the first end receives and the second sends.
+/// A connected pair of Connections. Duplex (the default): both ends send and receive, over a
+/// socketpair. One-way (`duplex = false`): Python's order, the first end receives and the second
+/// sends, over a pipe (as Python's Pipe(duplex=False)). Throws OSError if the descriptors cannot be made.
 template <Serializable T>
 std::pair<Connection<T>, Connection<T>> Pipe(bool duplex = true) {
-    auto [a, b] = detail::posix::stream_socket_pair();
     if (!duplex) {
-        detail::posix::shutdown_direction(a, false); // `a` only reads
-        detail::posix::shutdown_direction(b, true);  // `b` only writes
+        auto [rx, tx] = detail::posix::pipe_pair();
+        return {Connection<T>(rx, true, false, true), Connection<T>(tx, false, true, true)};
     }
-    return {Connection<T>(a, true, duplex), Connection<T>(b, duplex, true)};
+    auto [a, b] = detail::posix::stream_socket_pair();
+    return {Connection<T>(a, true, true), Connection<T>(b, true, true)};
 }
 
 /// What mproc::wait found ready: the connections with something to read (or at end-of-file) and the

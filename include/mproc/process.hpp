@@ -92,11 +92,22 @@ public:
 
     template <class F, class... Args>
     Process(ProcessOptions options, F&& fn, Args&&... args) : s_(std::make_unique<State>()) {
-        static_assert(std::is_invocable_v<std::decay_t<F>&, std::decay_t<Args>&...>,
-                      "mproc::Process: the function cannot be called with these arguments (they are copied; "
-                      "wrap an argument in std::ref to pass it by reference)");
-        s_->task = std::make_unique<detail::BoundTask<std::decay_t<F>, std::decay_t<Args>...>>(std::forward<F>(fn),
-                                                                                               std::forward<Args>(args)...);
+        // Checked first, and nothing else instantiated when it fails, so that a shared object passed
+        // by value gives this one message rather than pages of std::tuple errors.
+        constexpr bool copyable = (std::is_constructible_v<std::decay_t<Args>, Args&&> && ...);
+        static_assert(copyable,
+                      "mproc::Process: an argument cannot be copied into the process (shared objects such as "
+                      "Queue, Lock, Event, Condition, Barrier, Semaphore, SharedValue and SharedArray are "
+                      "neither copyable nor movable; a Pipe end is not copyable): pass it by reference with "
+                      "std::ref(object), or capture it by reference in a lambda");
+        if constexpr (copyable) {
+            static_assert(std::is_invocable_v<std::decay_t<F>&, std::decay_t<Args>&...>,
+                          "mproc::Process: the function cannot be called with these arguments (they are copied; "
+                          "wrap an argument in std::ref to pass it by reference)");
+            if constexpr (std::is_invocable_v<std::decay_t<F>&, std::decay_t<Args>&...>)
+                s_->task = std::make_unique<detail::BoundTask<std::decay_t<F>, std::decay_t<Args>...>>(
+                    std::forward<F>(fn), std::forward<Args>(args)...);
+        }
         s_->name = options.name.empty() ? detail::Identity::instance().next_child_name() : std::move(options.name);
         s_->daemon = options.daemon;
     }

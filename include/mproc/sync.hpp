@@ -295,7 +295,9 @@ public:
 
     /// Wakes at most `n` of the processes waiting now (Python's notify(n)): at most n waits return
     /// true because of it. With nobody waiting it does nothing, as notify(0) does. Need not hold the
-    /// lock. Blocks only on a short internal mutex; usable from any process or thread.
+    /// lock. Blocks only on a short internal mutex; usable from any process or thread. A waiter that
+    /// died while waiting stays counted: a wake-up granted to it is taken by a later waiter instead,
+    /// so after such a death one notify may wake up to that many more than n.
     void notify(std::size_t n = 1) {
         Guard g(*s_);
         // Grant at most one wake-up per waiter not yet granted one.

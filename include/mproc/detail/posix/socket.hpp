@@ -22,9 +22,6 @@ inline std::pair<int, int> stream_socket_pair() {
     return {fds[0], fds[1]};
 }
 
-/// Stops traffic in one direction for every process sharing the socket.
-inline void shutdown_direction(int fd, bool reading) noexcept { ::shutdown(fd, reading ? SHUT_RD : SHUT_WR); }
-
 enum class IoResult { done, would_block, peer_closed };
 
 /// Sends what the socket takes now without blocking; `sent` gets the count. Never raises SIGPIPE.
