@@ -138,7 +138,7 @@ public:
     /// A new worker for `slot`, or nullptr if the zygote is gone (lost() then says so). Throws
     /// OSError if the zygote could not fork it.
     std::unique_ptr<ZygoteWorker> spawn(std::size_t slot, const std::string& name) {
-        auto reply = ask({.op = static_cast<std::uint32_t>(Op::spawn), .slot = slot, .name = name});
+        auto reply = ask(request(Op::spawn, slot, 0, name));
         if (!reply) return nullptr;
         if (reply->pid <= 0) throw OSError(reply->code, "Pool: starting worker '" + name + "': " + reply->message);
         const pid_t pid = reply->pid;
@@ -146,7 +146,7 @@ public:
             return std::make_unique<ZygoteWorker>(*this, pid);
         } catch (...) { // no pidfd (EMFILE...): the worker must not outlive its handle
             posix::send_signal(pid, SIGKILL);
-            ask({.op = static_cast<std::uint32_t>(Op::reap), .pid = pid});
+            ask(request(Op::reap, 0, pid));
             throw;
         }
     }
@@ -178,7 +178,7 @@ public:
         if (!process_ || owner_ != posix::current_pid() || stopped_) return;
         stopped_ = true;
         try {
-            if (!lost_) to_zygote_->send({.op = static_cast<std::uint32_t>(Op::stop)});
+            if (!lost_) to_zygote_->send(request(Op::stop));
         } catch (...) { // gone already
         }
         lost_ = true;
@@ -194,6 +194,15 @@ private:
     static constexpr auto liveness_tick = std::chrono::milliseconds(20);
     // How long a zygote that was told to stop, or lost its socket, may take to exit.
     static constexpr auto exit_grace = std::chrono::seconds(5);
+
+    static ZygoteMessage request(Op op, std::uint64_t slot = 0, pid_t pid = 0, std::string name = {}) {
+        ZygoteMessage m;
+        m.op = static_cast<std::uint32_t>(op);
+        m.slot = slot;
+        m.pid = pid;
+        m.name = std::move(name);
+        return m;
+    }
 
     // One request, its reply; nullopt if the zygote is gone (never blocks on a dead zygote).
     std::optional<ZygoteMessage> ask(const ZygoteMessage& request) {
@@ -320,7 +329,7 @@ inline void ZygoteWorker::join() {
 
 inline void ZygoteWorker::reap() {
     reaped_ = true;
-    auto reply = zygote_->ask({.op = static_cast<std::uint32_t>(Zygote::Op::reap), .pid = pid_});
+    auto reply = zygote_->ask(Zygote::request(Zygote::Op::reap, 0, pid_));
     if (!reply || reply->pid != pid_) return; // the zygote died: nobody can tell how the worker ended
     exitcode_ = reply->code;
     if (!reply->name.empty()) error_.emplace(reply->name, reply->message, pid_);
