@@ -758,6 +758,10 @@ TEST_CASE("every worker, replacements included, starts from the parent as it was
     const pid_t zygote = pool.apply(parent_of_worker, 0);
     CHECK(zygote != ::getpid()); // the workers are the zygote's children, not ours
     CHECK(!test::reaped(zygote)); // the zygote is ours
+    ::kill(zygote, SIGINT);       // Ctrl-C is the parent's: the zygote ignores it, as the workers do
+    CHECK_THROWS_AS(pool.apply(die, 3), WorkerCrashed);
+    CHECK(pool.apply(generation, 0) == 1);
+    CHECK(pool.apply(parent_of_worker, 0) == zygote);
     g_generation = 1;
     CHECK(later.back() == 1);
 }
