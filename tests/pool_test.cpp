@@ -3,11 +3,14 @@
 #include <mproc/pool.hpp>
 
 #include <algorithm>
+#include <condition_variable>
 #include <csignal>
+#include <cstdio>
 #include <cstdlib>
 #include <dirent.h>
 #include <fcntl.h>
 #include <list>
+#include <mutex>
 #include <numeric>
 #include <random>
 #include <poll.h>
@@ -712,4 +715,165 @@ TEST_CASE("kill storm: every item gets its result or a typed error naming its de
     INFO("kills " << kills.load() << ", rounds " << rounds << ", results " << results << ", crashed " << crashed);
     CHECK(kills.load() >= target);
     CHECK(pool.apply(storm_item, 7L) == 22); // still usable
+}
+
+// ---------------------------------------------------------------- clean replacement workers (the zygote)
+
+namespace {
+
+int g_generation = 1; // changed by the parent after it built a pool: no worker of that pool may see it
+int generation(int) { return g_generation; }
+pid_t parent_of_worker(int) { return ::getppid(); }
+
+// The virtual size of the calling process, in bytes.
+long virtual_bytes(int) {
+    long pages = 0;
+    if (FILE* f = std::fopen("/proc/self/statm", "r")) {
+        if (std::fscanf(f, "%ld", &pages) != 1) pages = 0;
+        std::fclose(f);
+    }
+    return pages * ::sysconf(_SC_PAGESIZE);
+}
+
+std::mutex g_resource; // a process-local lock that the workers' initializer takes (a logging or database client's)
+
+int open_pidfd(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
+
+// True once the process behind `pidfd` has been reaped by its parent (a zombie still takes signal 0).
+bool reaped_pidfd(int pidfd) { return ::syscall(SYS_pidfd_send_signal, pidfd, 0, nullptr, 0) == -1 && errno == ESRCH; }
+
+} // namespace
+
+TEST_CASE("every worker, replacements included, starts from the parent as it was when the pool was built") {
+    g_generation = 1;
+    Pool pool(1);
+    g_generation = 2;
+    std::vector<char> later(128 << 20, 1); // memory the parent allocated (and touched) after the pool
+    const pid_t first = pool.apply(worker_pid, 0);
+    CHECK(pool.apply(generation, 0) == 1);
+    CHECK_THROWS_AS(pool.apply(die, 3), WorkerCrashed);
+    CHECK(pool.apply(worker_pid, 0) != first); // a replacement runs now
+    CHECK(pool.apply(generation, 0) == 1);     // a fork of the parent now would see 2
+    CHECK(virtual_bytes(0) - pool.apply(virtual_bytes, 0) > (64 << 20)); // and would map `later` too
+    const pid_t zygote = pool.apply(parent_of_worker, 0);
+    CHECK(zygote != ::getpid()); // the workers are the zygote's children, not ours
+    CHECK(!test::reaped(zygote)); // the zygote is ours
+    ::kill(zygote, SIGINT);       // Ctrl-C is the parent's: the zygote ignores it, as the workers do
+    CHECK_THROWS_AS(pool.apply(die, 3), WorkerCrashed);
+    CHECK(pool.apply(generation, 0) == 1);
+    CHECK(pool.apply(parent_of_worker, 0) == zygote);
+    g_generation = 1;
+    CHECK(later.back() == 1);
+}
+
+TEST_CASE("a lock held by one of the parent's threads while a worker is replaced does not deadlock the replacement") {
+    Pool pool(PoolOptions{.processes = 1, .initializer = [] { std::lock_guard g(g_resource); }});
+    CHECK(pool.apply(square, 2) == 4);
+    std::mutex m;
+    std::condition_variable cv;
+    bool held = false, release = false;
+    std::thread holder([&] {
+        std::lock_guard hold(g_resource);
+        {
+            std::lock_guard g(m);
+            held = true;
+        }
+        cv.notify_all();
+        std::unique_lock lk(m);
+        cv.wait_for(lk, bound, [&] { return release; });
+    });
+    {
+        std::unique_lock lk(m);
+        CHECK(cv.wait_for(lk, bound, [&] { return held; }));
+    }
+    // The worker dies while another thread holds g_resource: a fork of this process now would copy
+    // the lock held, and the replacement's initializer would wait for it forever.
+    CHECK_THROWS_AS(pool.apply(die, 3), WorkerCrashed);
+    auto f = pool.apply_async(square, 5);
+    const bool ran = f.wait_for(bound);
+    {
+        std::lock_guard g(m);
+        release = true;
+    }
+    cv.notify_all();
+    holder.join();
+    CHECK(ran);
+    if (ran)
+        CHECK(f.get() == 25);
+    else
+        pool.terminate();
+}
+
+TEST_CASE("the zygote's death fails the pool cleanly: unsettled tasks get WorkerCrashed, later calls StateError") {
+    const auto fds_before = open_fds();
+    for (bool busy : {true, false}) {
+        Pool pool(2);
+        const pid_t zygote = pool.apply(parent_of_worker, 0);
+        REQUIRE(zygote != ::getpid());
+        const auto workers = pool.worker_pids();
+        std::vector<Future<int>> unsettled;
+        if (busy)
+            for (int i = 0; i < 3; ++i) unsettled.push_back(pool.apply_async(hang, i)); // two run, one waits
+        REQUIRE(::kill(zygote, SIGKILL) == 0);
+        for (pid_t w : workers) CHECK(pid_exits_within(w, std::chrono::duration_cast<std::chrono::milliseconds>(bound)));
+        if (!busy) unsettled.push_back(pool.apply_async(square, 3)); // taken before the pool knows
+        for (auto& f : unsettled) {
+            REQUIRE(f.wait_for(bound));
+            try {
+                f.get();
+                FAIL("a task of a pool whose zygote died should fail");
+            } catch (const WorkerCrashed& e) {
+                CHECK(e.pid() == zygote);
+                CHECK(e.signal() == SIGKILL);
+                CHECK_THAT(e.what(), Catch::Contains("forks the pool's workers") && Catch::Contains("SIGKILL") &&
+                                         Catch::Contains("create a new Pool"));
+            }
+        }
+        if (busy) {
+            CHECK_THROWS_AS(pool.apply_async(square, 1), StateError);
+            CHECK_THROWS_WITH(pool.map(square, std::vector<int>{1, 2}), Catch::Contains("broken") && Catch::Contains("SIGKILL"));
+        }
+        if (busy) {
+            pool.close();
+            pool.join(); // returns: nothing is left to wait for
+        }
+        CHECK(test::reaped(zygote)); // the pool reaped it as it found it dead
+    }
+    CHECK(open_fds() == fds_before);
+    CHECK(active_children().empty());
+}
+
+TEST_CASE("join and terminate stop the zygote: no process, zombie or file descriptor is left") {
+    for (bool terminate : {false, true}) {
+        const auto fds_before = open_fds();
+        std::vector<int> pidfds; // opened on every process the pool ran, before it stops
+        pid_t zygote = 0;
+        {
+            Pool pool(2);
+            zygote = pool.apply(parent_of_worker, 0);
+            for (pid_t w : pool.worker_pids()) pidfds.push_back(open_pidfd(w));
+            CHECK_THROWS_AS(pool.apply(die, 0), WorkerCrashed);
+            CHECK(pool.apply(square, 3) == 9);
+            for (pid_t w : pool.worker_pids()) pidfds.push_back(open_pidfd(w)); // the replacement
+            pidfds.push_back(open_pidfd(zygote));
+            if (terminate) {
+                auto hung = pool.apply_async(hang, 0);
+                pool.terminate();
+                CHECK_THROWS_AS(hung.get(), StateError);
+            } else {
+                auto last = pool.apply_async(square, 4);
+                pool.close();
+                pool.join();
+                CHECK(last.get() == 16);
+            }
+            for (int fd : pidfds) {
+                CHECK(fd >= 0);
+                CHECK(reaped_pidfd(fd)); // every worker was reaped by the zygote, the zygote by us
+            }
+        }
+        for (int fd : pidfds) ::close(fd);
+        CHECK(open_fds() == fds_before);
+        CHECK(active_children().empty());
+        CHECK(test::reaped(zygote));
+    }
 }

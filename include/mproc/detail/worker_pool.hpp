@@ -32,6 +32,11 @@
 // condition variable and are woken as results come in). The parent never blocks on the task ring:
 // a task that does not fit waits in a backlog that whoever collects results feeds, fragment by
 // fragment, so arguments and results of any size can never stall the pool.
+//
+// Workers. A zygote process, forked when the pool is built, forks every worker, the replacements
+// included (pool_zygote.hpp): each starts from the parent as it was then, whatever threads or memory
+// the parent has since. If the zygote dies (its workers die with it), the pool fails every unsettled
+// task with WorkerCrashed naming the zygote and refuses later tasks with StateError.
 #pragma once
 
 #include <algorithm>
@@ -65,6 +70,7 @@
 #include "posix/fork_hooks.hpp"
 #include "posix/process.hpp"
 #include "posix/terminal.hpp"
+#include "pool_zygote.hpp"
 #include "progress.hpp"
 
 namespace mproc::detail {
@@ -397,6 +403,7 @@ public:
             buffers_.push_back(static_cast<std::byte*>(Arena::instance().allocate(buffer_bytes_, 64)));
         }
         workers_.resize(static_cast<std::size_t>(config_.processes));
+        zygote_.start([this](std::size_t i) { worker_main(i); }); // after the slots: workers inherit them
         for (std::size_t i = 0; i < workers_.size(); ++i) start_worker(i);
     }
     WorkerPool(const WorkerPool&) = delete;
@@ -440,6 +447,7 @@ public:
         std::unique_lock lk(mutex_);
         check_owner(op);
         if (broken_) throw RemoteError(broken_->type_name(), broken_->what(), broken_->pid());
+        if (!zygote_lost_.empty()) throw StateError(std::string("Pool::") + op + ": the pool is broken: " + zygote_lost_);
         if (closed_) throw StateError(std::string("Pool::") + op + ": the pool is closed");
         return enqueue(std::move(task), 0);
     }
@@ -509,6 +517,7 @@ public:
         tasks_.close(); // idle workers wake with QueueClosed and exit 0
         for (auto& w : workers_)
             if (w && w->pid() != 0) w->join();
+        zygote_.stop();
         stopped_ = true;
         return true;
     }
@@ -566,6 +575,7 @@ public:
             } catch (...) {
             }
         }
+        zygote_.stop();
         stopped_ = true;
         backlog_.clear();
         auto pending = std::move(pending_);
@@ -640,9 +650,14 @@ private:
         s.task.store(0);
         s.started_ns.store(0);
         s.initialized.store(0);
-        workers_[i] = std::make_unique<Process>(ProcessOptions{.name = "PoolWorker-" + std::to_string(++workers_started_), .daemon = true},
-                                                [this, i] { worker_main(i); });
-        workers_[i]->start();
+        auto w = zygote_.spawn(i, "PoolWorker-" + std::to_string(++workers_started_));
+        if (w) {
+            workers_[i] = std::move(w);
+        } else if (!workers_[i]) { // while the pool is built
+            throw StateError("Pool: cannot start its workers: " + zygote_.death());
+        } else {
+            zygote_died();
+        }
     }
 
     // ---- worker side (runs in the forked worker) ----
@@ -824,7 +839,7 @@ private:
         last_supervision_ = Clock::now();
         std::vector<std::pair<std::size_t, bool>> dead; // worker, killed for a timeout
         for (std::size_t i = 0; i < workers_.size(); ++i) {
-            Process& w = *workers_[i];
+            ZygoteWorker& w = *workers_[i];
             WorkerSlot& s = slot(i);
             const std::uint64_t id = s.task.load(std::memory_order_acquire);
             const std::int64_t started = s.started_ns.load();
@@ -841,14 +856,14 @@ private:
             }
             if (!w.is_alive()) dead.emplace_back(i, false);
         }
-        if (!dead.empty() && !stopped_)
+        if (!dead.empty() && !stopped_ && zygote_alive(dead))
             for (auto [i, timed_out] : dead) settle_dead_worker(i, timed_out);
         tick_progress();
     }
 
     // Under the lock: worker `i` is dead (reaped). Settles what it was doing, then replaces it.
     void settle_dead_worker(std::size_t i, bool timed_out) {
-        Process& w = *workers_[i];
+        ZygoteWorker& w = *workers_[i];
         WorkerSlot& s = slot(i);
         const std::uint64_t id = s.task.load(std::memory_order_acquire);
         const std::uint64_t position = s.position.load();
@@ -952,6 +967,41 @@ private:
         }
     }
 
+    // Under the lock: has the zygote reap the dead workers; false once it has gone (the pool is
+    // then broken: see zygote_died).
+    bool zygote_alive(const std::vector<std::pair<std::size_t, bool>>& dead) {
+        for (auto [i, timed_out] : dead) workers_[i]->exitcode();
+        if (!zygote_.lost()) return true;
+        zygote_died();
+        return false;
+    }
+
+    // Under the lock: the zygote died, and every worker with it. Results already published and
+    // buffered are kept; every other unsettled item fails with WorkerCrashed naming the zygote.
+    void zygote_died() {
+        if (!zygote_lost_.empty()) return;
+        zygote_lost_ = zygote_.death() + "; the workers died with it (create a new Pool)";
+        closed_ = true;
+        for (auto& w : workers_)
+            if (w) w->join(); // they die with the zygote: their slots no longer change
+        drain_locked();
+        for (std::size_t i = 0; i < workers_.size(); ++i) {
+            auto it = pending_.find(slot(i).task.load(std::memory_order_acquire));
+            if (it != pending_.end() && slot(i).running.load() == 1) salvage(i, *it->second);
+        }
+        const int code = zygote_.exitcode().value_or(0);
+        backlog_.clear();
+        auto pending = std::move(pending_);
+        pending_.clear();
+        for (auto& [id, p] : pending) {
+            if (p->settled < p->count)
+                settle_failed(*p, p->count - p->settled,
+                              std::make_exception_ptr(WorkerCrashed("Pool: " + p->label + " cannot finish: " + zygote_lost_, zygote_.pid(),
+                                                                    code < 0 ? -code : 0, code < 0 ? 0 : code)));
+            done(*p);
+        }
+    }
+
     PoolConfig config_;
     MessageRing tasks_;
     MessageRing results_;
@@ -960,7 +1010,8 @@ private:
     std::vector<std::byte*> buffers_;
     SharedBlock<std::atomic<std::uint64_t>> claims_{0}; // reservations ever made, for WorkerSlot::claim
     SharedBlock<CancelTable> cancelled_;
-    std::vector<std::unique_ptr<Process>> workers_;
+    Zygote zygote_; // after every shared block the workers use; before workers_: destroyed after them
+    std::vector<std::unique_ptr<ZygoteWorker>> workers_;
     pid_t owner_;
 
     std::mutex mutex_; // guards everything below, and the tasks' sinks
@@ -974,6 +1025,7 @@ private:
     bool closed_ = false;
     bool stopped_ = false;
     std::optional<RemoteError> broken_; // the initializer failed: every task would
+    std::string zygote_lost_;           // why the zygote died, if it did
     Clock::time_point last_supervision_{};
 };
 

@@ -1,0 +1,338 @@
+// The pool's zygote: a small process forked from the parent when the pool is built (after its rings,
+// slots and buffers exist), which then forks every worker, the replacements included, on the
+// parent's request. Every worker therefore starts from the parent as it was at the pool's
+// construction, as with Python's forkserver or Android's zygote: replacing a worker never forks the
+// user's process again, so a lock that one of the user's later threads holds cannot be inherited
+// locked by a new worker, and memory the parent allocated since is not copied into it.
+//
+// Protocol: one socket pair, one request then its reply, always from under the pool's lock.
+//   spawn(slot, name) -> the pid of a new worker running worker(slot), or the failed fork's error
+//   reap(pid)         -> its exit code, and the exception that escaped it if any
+//   stop              -> the zygote kills and reaps what is left, then exits 0 (no reply)
+// The zygote reaps a worker only when asked, so the parent may poll a pidfd on it and signal it by
+// pid without any risk of the pid's reuse. The workers die with the zygote (PR_SET_PDEATHSIG), the
+// zygote with the parent. A zygote that died is seen as end-of-file on the socket or as its exit;
+// every later request then answers "gone" instead of blocking (the pool breaks, see WorkerPool).
+#pragma once
+
+#include <chrono>
+#include <csignal>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <poll.h>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "../errors.hpp"
+#include "../pipe.hpp"
+#include "../process.hpp"
+#include "deadline.hpp"
+#include "posix/process.hpp"
+#include "posix/procfs.hpp"
+#include "posix/socket.hpp"
+#include "posix/terminal.hpp"
+
+namespace mproc::detail {
+
+/// One request or reply between the pool and its zygote.
+struct ZygoteMessage {
+    std::uint32_t op = 0;    // a request's Zygote::Op; 0 in replies
+    std::uint64_t slot = 0;  // spawn: the worker's slot
+    std::int32_t pid = 0;    // reap: the worker; replies: the worker (0: spawn failed)
+    std::int32_t code = 0;   // reap's reply: the exit code; spawn's reply: the fork's errno
+    std::string name;        // spawn: the worker's name; replies: the escaped exception's type ("" if none)
+    std::string message;     // replies: that exception's message, or the failed fork's
+};
+
+class Zygote;
+
+/// A worker forked by the zygote, seen from the parent: the members of Process that the pool's
+/// supervision uses. Liveness comes from a pidfd (no reaping); exitcode() and error() ask the
+/// zygote to reap it once it has exited. Used under the pool's lock only.
+class ZygoteWorker {
+public:
+    ZygoteWorker(Zygote& zygote, pid_t pid) : zygote_(&zygote), pid_(pid), owner_(posix::current_pid()) {
+        pidfd_ = posix::pidfd_open(pid); // the pid is ours to use until the zygote reaps it, on our request
+    }
+    ZygoteWorker(const ZygoteWorker&) = delete;
+    ZygoteWorker& operator=(const ZygoteWorker&) = delete;
+    /// Kills and reaps a worker still running (in the process that started it only).
+    ~ZygoteWorker();
+
+    pid_t pid() const noexcept { return pid_; }
+
+    /// True until the worker exits. Does not reap it.
+    bool is_alive() { return !reaped_ && !exited(); }
+
+    /// Sends SIGKILL. Throws StateError once it was reaped (as Process::kill).
+    void kill();
+
+    /// Waits for the worker to exit, then has the zygote reap it. Returns at once if the zygote is
+    /// gone (its workers die with it).
+    void join();
+
+    /// nullopt while it runs, or when the zygote died before telling; else 0, N or -SIGNUM as
+    /// Process::exitcode(). Reaps it (one request to the zygote) once it has exited.
+    std::optional<int> exitcode() {
+        if (!reaped_ && exited()) reap();
+        return exitcode_;
+    }
+
+    /// The exception that escaped the worker's function, once it has exited.
+    std::optional<RemoteError> error() {
+        exitcode();
+        return error_;
+    }
+
+private:
+    bool exited() {
+        if (pidfd_ >= 0) {
+            std::vector<pollfd> fds{{pidfd_, POLLIN, 0}};
+            return posix::poll_until(fds, Deadline::after(std::chrono::seconds(0))) > 0;
+        }
+        // No pidfd (kernel before 5.3): a zombie still holds its pid, since the zygote waits for us.
+        auto st = posix::process_stat(pid_);
+        return !st || st->state == 'Z' || st->state == 'X';
+    }
+    void reap();
+
+    Zygote* zygote_;
+    pid_t pid_;
+    int pidfd_ = -1;
+    pid_t owner_;
+    bool reaped_ = false;
+    std::optional<int> exitcode_;
+    std::optional<RemoteError> error_;
+};
+
+/// The parent's side of the zygote (see the file comment). Not copyable, not movable; used under
+/// the pool's lock only. In a process other than the one that started it, it does nothing.
+class Zygote {
+public:
+    enum class Op : std::uint32_t { spawn = 1, reap = 2, stop = 3 };
+
+    Zygote() = default;
+    Zygote(const Zygote&) = delete;
+    Zygote& operator=(const Zygote&) = delete;
+    ~Zygote() { stop(); }
+
+    /// Forks the zygote now; the workers it forks later run `worker(slot)`, from this moment's
+    /// memory. Throws OSError if the fork or the socket pair fails.
+    void start(std::function<void(std::size_t)> worker) {
+        worker_ = std::move(worker);
+        owner_ = posix::current_pid();
+        auto [to_zygote, in_zygote] = Pipe<ZygoteMessage>();
+        to_zygote_.emplace(std::move(to_zygote));
+        in_zygote_.emplace(std::move(in_zygote));
+        process_.emplace(ProcessOptions{.name = "PoolZygote"}, [this] { serve(); });
+        process_->start();
+        in_zygote_.reset();
+    }
+
+    /// A new worker for `slot`, or nullptr if the zygote is gone (lost() then says so). Throws
+    /// OSError if the zygote could not fork it.
+    std::unique_ptr<ZygoteWorker> spawn(std::size_t slot, const std::string& name) {
+        auto reply = ask(request(Op::spawn, slot, 0, name));
+        if (!reply) return nullptr;
+        if (reply->pid <= 0) throw OSError(reply->code, "Pool: starting worker '" + name + "': " + reply->message);
+        const pid_t pid = reply->pid;
+        try {
+            return std::make_unique<ZygoteWorker>(*this, pid);
+        } catch (...) { // no pidfd (EMFILE...): the worker must not outlive its handle
+            posix::send_signal(pid, SIGKILL);
+            ask(request(Op::reap, 0, pid));
+            throw;
+        }
+    }
+
+    /// True once the zygote has died (or was stopped): it starts and reaps no more workers.
+    bool lost() const noexcept { return lost_; }
+
+    /// The zygote's pid (0 before start()).
+    pid_t pid() const noexcept { return process_ ? process_->pid() : 0; }
+
+    /// After lost(): how it ended, as Process::exitcode() says it (waits for that, briefly).
+    std::optional<int> exitcode() {
+        settle_exit();
+        return process_ ? process_->exitcode() : std::nullopt;
+    }
+
+    /// After lost(): "the process that forks the pool's workers (pid 42) was killed by SIGKILL".
+    std::string death() {
+        const std::optional<int> code = exitcode();
+        std::string how = !code ? "ended" : *code < 0 ? "was killed by " + posix::signal_name(-*code) : "exited with code " + std::to_string(*code);
+        if (process_)
+            if (auto e = process_->error()) how += " (" + e->type_name() + ": " + e->what() + ")";
+        return "the process that forks the pool's workers (pid " + std::to_string(pid()) + ") " + how;
+    }
+
+    /// Tells the zygote to exit and reaps it (killing it if it does not exit within a few seconds).
+    /// Idempotent; called once every worker was reaped.
+    void stop() noexcept {
+        if (!process_ || owner_ != posix::current_pid() || stopped_) return;
+        stopped_ = true;
+        try {
+            if (!lost_) to_zygote_->send(request(Op::stop));
+        } catch (...) { // gone already
+        }
+        lost_ = true;
+        settle_exit();
+        to_zygote_.reset();
+    }
+
+private:
+    friend class ZygoteWorker;
+
+    // How often a parent waiting for a reply checks that the zygote still lives (a reply itself
+    // wakes it at once).
+    static constexpr auto liveness_tick = std::chrono::milliseconds(20);
+    // How long a zygote that was told to stop, or lost its socket, may take to exit.
+    static constexpr auto exit_grace = std::chrono::seconds(5);
+
+    static ZygoteMessage request(Op op, std::uint64_t slot = 0, pid_t pid = 0, std::string name = {}) {
+        ZygoteMessage m;
+        m.op = static_cast<std::uint32_t>(op);
+        m.slot = slot;
+        m.pid = pid;
+        m.name = std::move(name);
+        return m;
+    }
+
+    // One request, its reply; nullopt if the zygote is gone (never blocks on a dead zygote).
+    std::optional<ZygoteMessage> ask(const ZygoteMessage& request) {
+        if (lost_) return std::nullopt;
+        try {
+            to_zygote_->send(request);
+            while (!to_zygote_->poll(liveness_tick))
+                if (!process_->is_alive()) {
+                    lost_ = true;
+                    return std::nullopt;
+                }
+            return to_zygote_->recv();
+        } catch (const EOFError&) {
+            lost_ = true;
+            return std::nullopt;
+        }
+    }
+
+    // Reaps the zygote, which is exiting or was told to.
+    void settle_exit() noexcept {
+        if (!process_ || owner_ != posix::current_pid() || process_->pid() == 0) return;
+        try {
+            if (!process_->join_for(exit_grace)) {
+                process_->kill();
+                process_->join();
+            }
+        } catch (...) {
+        }
+    }
+
+    // In the zygote.
+    void serve() {
+        to_zygote_.reset(); // the parent's end
+        posix::ignore_signal(SIGINT); // Ctrl-C is for the parent; a dying parent takes the zygote along
+        // The parent's handlers are not the zygote's; SIGCHLD by default keeps the workers' exit codes.
+        for (int sig : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGTERM, SIGCHLD}) posix::default_signal(sig);
+        Connection<ZygoteMessage>& parent = *in_zygote_;
+        std::unordered_map<pid_t, Process> workers;
+        for (;;) {
+            ZygoteMessage m;
+            try {
+                m = parent.recv();
+            } catch (const EOFError&) {
+                break;
+            }
+            if (m.op == static_cast<std::uint32_t>(Op::stop)) break;
+            ZygoteMessage reply;
+            if (m.op == static_cast<std::uint32_t>(Op::spawn)) {
+                try {
+                    Process p(ProcessOptions{.name = m.name, .daemon = true}, [this, slot = m.slot] {
+                        in_zygote_.reset();
+                        worker_(static_cast<std::size_t>(slot));
+                    });
+                    p.start();
+                    reply.pid = p.pid();
+                    workers.emplace(p.pid(), std::move(p));
+                } catch (const OSError& e) {
+                    reply.code = e.code();
+                    reply.message = e.what();
+                }
+            } else if (auto it = workers.find(m.pid); m.op == static_cast<std::uint32_t>(Op::reap) && it != workers.end()) {
+                it->second.join(); // at once: the parent asks once the worker has exited, or after killing it
+                reply.pid = m.pid;
+                reply.code = it->second.exitcode().value_or(0);
+                if (auto e = it->second.error()) {
+                    reply.name = e->type_name();
+                    reply.message = e->what();
+                }
+                workers.erase(it);
+            }
+            try {
+                parent.send(reply);
+            } catch (const EOFError&) {
+                break;
+            }
+        }
+        for (auto& [pid, w] : workers) {
+            if (w.is_alive()) w.kill();
+            w.join();
+        }
+    }
+
+    std::function<void(std::size_t)> worker_;
+    std::optional<Connection<ZygoteMessage>> to_zygote_; // the parent's end
+    std::optional<Connection<ZygoteMessage>> in_zygote_; // the zygote's end
+    std::optional<Process> process_;
+    pid_t owner_ = 0;
+    bool lost_ = false;
+    bool stopped_ = false;
+};
+
+inline ZygoteWorker::~ZygoteWorker() {
+    if (owner_ == posix::current_pid() && !reaped_) {
+        try {
+            kill();
+            join();
+        } catch (...) {
+        }
+    }
+    posix::close_fd(pidfd_);
+}
+
+inline void ZygoteWorker::kill() {
+    if (reaped_)
+        throw StateError("Pool: worker " + std::to_string(pid_) + " has already exited and been reaped; its pid may belong to another process now");
+    // Once the zygote is gone, the worker (dead or dying with it) may have been reaped by init.
+    if (!zygote_->lost()) posix::send_signal(pid_, SIGKILL);
+}
+
+inline void ZygoteWorker::join() {
+    if (reaped_) return;
+    if (pidfd_ >= 0) {
+        std::vector<pollfd> fds{{pidfd_, POLLIN, 0}};
+        posix::poll_until(fds, Deadline::never());
+    } else {
+        auto backoff = std::chrono::microseconds(50);
+        while (!exited()) {
+            std::this_thread::sleep_for(backoff);
+            backoff = std::min<std::chrono::microseconds>(backoff * 2, std::chrono::milliseconds(10));
+        }
+    }
+    reap();
+}
+
+inline void ZygoteWorker::reap() {
+    reaped_ = true;
+    auto reply = zygote_->ask(Zygote::request(Zygote::Op::reap, 0, pid_));
+    if (!reply || reply->pid != pid_) return; // the zygote died: nobody can tell how the worker ended
+    exitcode_ = reply->code;
+    if (!reply->name.empty()) error_.emplace(reply->name, reply->message, pid_);
+}
+
+} // namespace mproc::detail
