@@ -260,7 +260,7 @@ private:
                     reply.pid = p.pid();
                     workers.emplace(p.pid(), std::move(p));
                 } catch (const OSError& e) {
-                    reply.code = e.code();
+                    reply.code = e.code().value();
                     reply.message = e.what();
                 }
             } else if (auto it = workers.find(m.pid); m.op == static_cast<std::uint32_t>(Op::reap) && it != workers.end()) {
