@@ -1,6 +1,7 @@
 #include "support.hpp"
 
 #include <mproc/queue.hpp>
+#include <mproc/detail/posix/procfs.hpp>
 
 #include <algorithm>
 #include <cstring>
@@ -407,6 +408,47 @@ TEST_CASE("regression (fuzzer): a fragmented put of a small or empty message del
     CHECK(got.empty());
     REQUIRE(ring.get([&](std::span<const std::byte> b) { got.assign(b.begin(), b.end()); }, detail::Deadline::never()));
     CHECK(got == small);
+}
+
+TEST_CASE("regression (defect 2): a consumer killed between the fragments of a message leaves it whole in the queue") {
+    // The producer (this process) publishes the first fragment of a 3-fragment message, then stops
+    // for lack of room (put_in_steps). The victim takes a small message, reads that first fragment and
+    // waits for the next one; it is SIGKILLed there. The message must still come out whole; before
+    // the fix the victim had taken it with its first fragment, and it was lost.
+    detail::MessageRing ring(8192, 0, "test");
+    std::vector<std::byte> small(4000, std::byte{1}), big(5000);
+    for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<std::byte>(i * 7);
+    REQUIRE(ring.put_fragmented(small, detail::Deadline::never()));
+    std::size_t done = 0;
+    REQUIRE_FALSE(ring.put_in_steps(big, done, detail::Deadline::after(0s)));
+    REQUIRE(done > 0);
+    REQUIRE(done < big.size());
+    SharedValue<int> took_small(0);
+    Process victim([&] {
+        ring.get([&](std::span<const std::byte> b) { took_small.store(static_cast<int>(b.size())); }, detail::Deadline::never());
+        ring.get([](std::span<const std::byte>) { mproc::exit(5); }, detail::Deadline::never()); // never completes
+    });
+    victim.start();
+    REQUIRE(test::poll_until([&] { return took_small.load() == 4000; }));
+    REQUIRE(test::poll_until([&] {
+        auto st = detail::posix::process_stat(victim.pid());
+        return st && st->state == 'S'; // asleep in get, waiting for the second fragment
+    }));
+    victim.kill();
+    victim.join();
+    CHECK(victim.exitcode() == -SIGKILL);
+    // The consumer side is taken over from the dead consumer; the producer finishes its message.
+    std::vector<std::byte> got;
+    Process finisher([&] {
+        std::size_t sent = done;
+        while (!ring.put_in_steps(big, sent, detail::Deadline::after(bound))) {
+        }
+    });
+    finisher.start();
+    REQUIRE(ring.get([&](std::span<const std::byte> b) { got.assign(b.begin(), b.end()); }, detail::Deadline::after(bound)));
+    join_bounded(finisher);
+    CHECK(got == big);
+    CHECK(ring.size() == 0);
 }
 
 TEST_CASE("a corrupted record in shared memory is a SerializationError, not a wild read") {

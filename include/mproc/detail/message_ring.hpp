@@ -16,10 +16,12 @@
 //   leaves nothing behind. A producer killed between fragments leaves `in_message` set: the next
 //   producer (or a consumer waiting for the rest) writes an ABORT record, and the consumer drops the
 //   partial message. Fragment writers always leave room for that ABORT record.
-// - A consumer copies and decodes a record before it publishes the new head, so a consumer killed
-//   mid-get leaves the message for the next one. A consumer killed mid-way through a fragmented
-//   message has taken it (it is lost with the consumer); the next consumer skips its remaining
-//   fragments.
+// - A consumer copies and decodes a message before it publishes the new head, so a consumer killed
+//   mid-get leaves the message for the next one. This holds for fragmented messages too: the
+//   consumer reads their fragments ahead of the head, and publishes the head past them only once the
+//   message is delivered, or once the producer waits for room (`wants_room`): a message that does
+//   not fit in the free room must be taken piecewise, and from then on it is lost with a consumer
+//   killed before delivering it; the next consumer skips its remaining fragments.
 #pragma once
 
 #include <algorithm>
@@ -140,7 +142,13 @@ public:
 
     /// Takes the next message and calls `read(std::span<const std::byte>)` on its bytes before the
     /// message leaves the ring. Returns false if `d` passed first. Throws QueueClosed once the ring
-    /// is closed and drained. A fragmented message, once started, is finished past the deadline.
+    /// is closed and drained (at once after close_and_drop()).
+    ///
+    /// A message leaves the ring in one step, after `read` returned: a consumer killed before that
+    /// leaves it whole for the next one. The exception is a fragmented message that does not fit in
+    /// the ring's free room: its producer waits for the consumer to free its first fragments, and
+    /// from that moment the message belongs to this consumer (it is lost with it, and the get goes on
+    /// past `d` until the last fragment, which a live producer sends or a dead one's ABORT replaces).
     ///
     /// `claim(first_bytes, position)` runs before anything of the message is taken out of the ring:
     /// with its whole payload, or with the first fragment's. A consumer that records `position`
@@ -151,31 +159,50 @@ public:
         SideLock lock(*this, h_->get, d, "get");
         if (!lock) return false;
         std::vector<std::byte> assembled;
-        bool assembling = false;
+        bool assembling = false; // a FIRST fragment has been read, its LAST not yet
+        bool taken = false;      // ...and the head has moved past it: the message is this consumer's
+        // Where the next record is read. Ahead of the published head only while assembling: the
+        // fragments read so far stay in the ring until the message is delivered or must make room.
+        std::uint64_t pos = h_->get.pos.load(std::memory_order_relaxed);
         for (;;) {
-            std::uint64_t head = h_->get.pos.load(std::memory_order_relaxed);
-            if (!wait_for_data(head, assembling ? Deadline::never() : d, assembling)) return false;
-            const std::byte* rec = data_ + offset(head);
+            switch (wait_for_data(pos, taken ? Deadline::never() : d, assembling, assembling && !taken)) {
+            case Data::timed_out:
+                return false; // nothing was published: a message being assembled stays whole
+            case Data::room_wanted:
+                publish_get(pos, 0); // the producer needs the room: from here the message is ours
+                taken = true;
+                continue;
+            case Data::ready:
+                break;
+            }
+            const std::byte* rec = data_ + offset(pos);
             std::uint32_t size, kind;
             std::memcpy(&size, rec, 4);
             std::memcpy(&kind, rec + 4, 4);
-            check_record(head, size, kind);
+            check_record(pos, size, kind);
             const std::span<const std::byte> payload(rec + header_bytes, size);
-            const std::uint64_t next = head + record_bytes(size);
+            const std::uint64_t next = pos + record_bytes(size);
             switch (kind) {
             case whole:
-                claim(payload, head);
+                if (assembling) corrupted(pos, size, kind);
+                claim(payload, pos);
                 deliver(read, payload, next);
                 return true;
             case fragment_first:
-                claim(payload, head);
+                if (assembling) corrupted(pos, size, kind);
+                claim(payload, pos);
                 assembled.assign(payload.begin(), payload.end());
                 assembling = true;
-                publish_get(next, 0);
+                pos = next;
                 break;
             case fragment_middle:
-                if (assembling) assembled.insert(assembled.end(), payload.begin(), payload.end());
-                publish_get(next, 0); // without `assembling`: the tail of a message a dead consumer took
+                if (assembling) {
+                    assembled.insert(assembled.end(), payload.begin(), payload.end());
+                    pos = next;
+                    if (taken) publish_get(pos, 0); // the message is ours already: free its room at once
+                } else {
+                    publish_get(pos = next, 0); // the rest of a message that a dead consumer took
+                }
                 break;
             case fragment_last:
                 if (assembling) {
@@ -183,15 +210,16 @@ public:
                     deliver(read, std::span<const std::byte>(assembled), next);
                     return true;
                 }
-                publish_get(next, 1);
+                publish_get(pos = next, 1);
                 break;
             case abort_record:
                 assembled.clear();
-                assembling = false;
-                publish_get(next, 0);
+                assembling = taken = false;
+                publish_get(pos = next, 0);
                 break;
             default: // pad
-                publish_get(head + (h_->capacity - offset(head)), 0);
+                pos += h_->capacity - offset(pos);
+                if (!assembling || taken) publish_get(pos, 0);
                 break;
             }
         }
@@ -269,6 +297,9 @@ private:
         // The only word the other side reads, on a line of its own: the holder writes the mutex and
         // the redo record several times per message, and must not lose the line to every poll.
         alignas(64) std::atomic<std::uint64_t> pos{0}; // tail for producers, head for consumers: bytes ever passed
+        // Producers: one waits for free bytes. A consumer that holds the fragments of a message it
+        // is assembling in the ring frees them when it sees this (see get()).
+        std::atomic<std::uint32_t> wants_room{0};
     };
     struct alignas(alignment) Header {
         Header(std::size_t cap, std::size_t max) : capacity(cap), maxsize(max) {}
@@ -360,6 +391,12 @@ private:
                                      "): the shared memory was overwritten");
     }
 
+    [[noreturn]] void corrupted(std::uint64_t pos, std::uint32_t size, std::uint32_t kind) const {
+        throw SerializationError(std::string(owner_) + "::get: corrupted record at byte " + std::to_string(offset(pos)) +
+                                 " (size " + std::to_string(size) + ", kind " + std::to_string(kind) +
+                                 "): the shared memory was overwritten");
+    }
+
     template <class Read>
     void deliver(Read& read, std::span<const std::byte> bytes, std::uint64_t next) {
         try {
@@ -402,6 +439,7 @@ private:
     // Called holding a side's mutex after its previous holder died.
     void recover(Side& s) {
         if (s.pending.load(std::memory_order_acquire)) apply(s);
+        if (&s == &h_->put) s.wants_room.store(0);
         if (&s == &h_->put && s.in_message) abort_message();
     }
 
@@ -415,6 +453,13 @@ private:
     // Producer side held. Waits until `bytes` (plus a possible pad) fit and, when `counts`, the
     // message count is under maxsize. Throws QueueClosed if the ring is closed.
     bool wait_for_room(std::size_t bytes, bool counts, Deadline d, const char* op) {
+        struct Flag { // raised while this producer lacks bytes, lowered however the wait ends
+            std::atomic<std::uint32_t>& word;
+            bool raised = false;
+            ~Flag() {
+                if (raised) word.store(0);
+            }
+        } flag{h_->put.wants_room};
         auto fits = [&] {
             if (h_->closed.load()) return true;
             std::uint64_t tail = h_->put.pos.load(std::memory_order_relaxed);
@@ -422,7 +467,14 @@ private:
             std::size_t need = bytes <= to_end ? bytes : bytes + to_end;
             if (h_->capacity - (tail - h_->put.peer_pos) < need) {
                 h_->put.peer_pos = h_->get.pos.load(std::memory_order_acquire);
-                if (h_->capacity - (tail - h_->put.peer_pos) < need) return false;
+                if (h_->capacity - (tail - h_->put.peer_pos) < need) {
+                    if (!flag.raised) { // seq_cst store, then notify(): pairs with the consumer's await
+                        flag.raised = true;
+                        flag.word.store(1);
+                        notify(h_->data);
+                    }
+                    return false;
+                }
             }
             return !counts || h_->maxsize == 0 || h_->put.count.load(std::memory_order_relaxed) - h_->get.count.load() < h_->maxsize;
         };
@@ -431,30 +483,38 @@ private:
         return true;
     }
 
-    // Consumer side held. Waits until a record is published at `head`. Closed and drained throws
-    // QueueClosed. While `assembling`, it also watches for the producer's death: every 20 ms it takes
-    // the producer side, whose recovery ends the dead producer's message with an ABORT record.
-    bool wait_for_data(std::uint64_t head, Deadline d, bool assembling) {
-        // get.peer_pos is never behind head: every path that returns true leaves it at or past the
+    enum class Data { ready, timed_out, room_wanted };
+
+    // Consumer side held. Waits until a record is published at `pos`. Closed and drained throws
+    // QueueClosed. While `holding` (assembling a message whose fragments are still in the ring) it
+    // also returns room_wanted when the producer waits for room. While `assembling`, every 20 ms it
+    // takes the producer side, whose recovery ends a dead producer's message with an ABORT record.
+    Data wait_for_data(std::uint64_t pos, Deadline d, bool assembling, bool holding) {
+        // get.peer_pos is never behind pos: every path that returns ready leaves it at or past the
         // record it announces, so the fast path below never reads bytes nobody published.
         auto ready = [&] {
-            if (h_->get.peer_pos > head) return true;
+            if (h_->get.peer_pos > pos) return true;
             h_->get.peer_pos = h_->put.pos.load();
-            return h_->get.peer_pos > head || h_->closed.load();
+            return h_->get.peer_pos > pos || h_->closed.load() || (holding && h_->put.wants_room.load());
         };
         for (;;) {
-            Deadline step = assembling ? Deadline::after(std::chrono::milliseconds(20)) : d;
+            Deadline step = d;
+            if (assembling) {
+                step = Deadline::after(std::chrono::milliseconds(20));
+                if (!d.is_never() && d.at() < step.at()) step = d;
+            }
             if (await(ready, h_->data, step)) break;
-            if (!assembling) return false;
+            if (d.expired()) return Data::timed_out;
             SideLock producer(*this, h_->put, Deadline::after(std::chrono::seconds(0)), "get");
         }
         if (h_->closed.load() == closed_dropping)
             throw QueueClosed(std::string(owner_) + "::get: the queue was shut down, dropping what it held");
         // `ready` may have returned on `closed` alone while a last record was being published: take
         // the tail again, into the cache, before reading past what the cache said.
-        if (h_->get.peer_pos > head) return true;
+        if (h_->get.peer_pos > pos) return Data::ready;
         h_->get.peer_pos = h_->put.pos.load();
-        if (h_->get.peer_pos > head) return true;
+        if (h_->get.peer_pos > pos) return Data::ready;
+        if (holding && h_->put.wants_room.load()) return Data::room_wanted;
         throw QueueClosed(std::string(owner_) + "::get: the queue is closed and empty");
     }
 
