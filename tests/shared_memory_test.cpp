@@ -337,6 +337,50 @@ TEST_CASE("permissions: created 0600 with O_EXCL whatever the umask, other modes
     CHECK_FALSE(exists(names("bad")));
 }
 
+TEST_CASE("attach refuses an object owned by another user, unless that user is allowed explicitly") {
+    Names names;
+    {
+        // Our own objects attach, with or without an allowed owner.
+        auto mine = NamedQueue<int>::create(names("mine"));
+        CHECK_NOTHROW(NamedQueue<int>::attach(names("mine")));
+        CHECK_NOTHROW(NamedQueue<int>::attach(names("mine"), AttachOptions{.allowed_owner = 65534}));
+    }
+    if (::geteuid() != 0) {
+        WARN("not root: no object of another user can be made here; the refusal is not exercised");
+        return;
+    }
+    // A squatter (uid 65534, "nobody") pre-creates the name with mode 0666, as an attacker would.
+    constexpr uid_t nobody = 65534;
+    Event created, finish;
+    Process squatter([&] {
+        if (::setresgid(nobody, nobody, nobody) != 0 || ::setresuid(nobody, nobody, nobody) != 0) mproc::exit(3);
+        auto q = NamedQueue<int>::create(names("squat"), {}, CreateOptions{.mode = 0666});
+        q.put(666);
+        created.set();
+        if (!finish.wait_for(bound)) mproc::exit(4);
+    });
+    squatter.start();
+    REQUIRE(created.wait_for(bound));
+    auto info = info_of(names("squat"));
+    REQUIRE(info);
+    CHECK(info->owner == nobody);
+    CHECK_THROWS_AS(NamedQueue<int>::attach(names("squat")), OSError);
+    try {
+        SharedMemory::attach(names("squat"));
+        FAIL("attached to another user's object");
+    } catch (const OSError& e) {
+        CHECK(e.code() == EPERM);
+        CHECK_THAT(e.what(), Catch::Contains("owned by uid 65534") && Catch::Contains("allowed_owner"));
+    }
+    {
+        auto trusted = NamedQueue<int>::attach(names("squat"), AttachOptions{.allowed_owner = nobody});
+        CHECK(trusted.get() == 666);
+    }
+    finish.set();
+    test::join_bounded(squatter);
+    CHECK(squatter.exitcode() == 0);
+}
+
 TEST_CASE("attaching checks what the name holds: the kind and the element types") {
     Names names;
     auto q = NamedQueue<std::string>::create(names("queue"));

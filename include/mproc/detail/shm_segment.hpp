@@ -261,6 +261,7 @@ public:
     struct AttachParams {
         std::chrono::duration<double> wait{0};      // for the name to appear
         std::optional<std::size_t> payload_bytes;   // the size the attacher insists on
+        std::optional<uid_t> allowed_owner = std::nullopt; // accepted besides this process's effective uid
     };
 
     /// Creates /dev/shm/mproc.<name> holding `payload_bytes` zeroed bytes for a `kind` of `type`.
@@ -330,7 +331,8 @@ public:
     /// Attaches to /dev/shm/mproc.<name>, which must hold a `kind` of `type`. Waits up to `p.wait`
     /// for the name to appear and (up to 10 s more) for a live creator to finish building it.
     /// Throws ValueError (bad name, another kind or type, another size), OSError (ENOENT: no such name;
-    /// EACCES: not this user's), StateError (its creator died before finishing it), TimeoutError.
+    /// EACCES: not readable and writable by this user; EPERM: owned by another user than this one and
+    /// `allowed_owner`), StateError (its creator died before finishing it), TimeoutError.
     static Segment attach(std::string_view name, Kind kind, std::string_view type, const AttachParams& p,
                           const std::string& op) {
         validate_name(name, op);
@@ -358,6 +360,13 @@ public:
             }
         }
         FdCloser closer{fd};
+        // Ownership first, before a byte of the object is read: an object of another user is refused.
+        const uid_t me = posix::effective_uid();
+        if (const uid_t owner = posix::object_status(fd, path).owner; owner != me && owner != p.allowed_owner)
+            throw OSError(EPERM, op + ": " + quote_name(name) + " (" + file_path(name) + ") is owned by uid " +
+                                     std::to_string(owner) + ", not by this user (uid " + std::to_string(me) +
+                                     "): refused, as another user's object could feed this process its data; pass "
+                                     "AttachOptions{.allowed_owner = " + std::to_string(owner) + "} to trust that user");
         const Deadline build_deadline =
             Deadline::after(std::max<std::chrono::duration<double>>(p.wait, build_timeout));
         auto never_built = [&] {
