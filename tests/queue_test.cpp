@@ -462,6 +462,79 @@ TEST_CASE("a corrupted record in shared memory is a SerializationError, not a wi
     CHECK_THROWS_WITH(ring.get([](std::span<const std::byte>) {}, detail::Deadline::never()), Catch::Contains("corrupted record"));
 }
 
+namespace {
+/// The byte offset of the 64-bit word that holds `value` followed by `next` in the ring's header:
+/// the test finds the capacity and maxsize fields by their contents, not by the ring's private layout.
+std::size_t find_words(std::span<std::byte> header, std::uint64_t value, std::uint64_t next) {
+    for (std::size_t i = 0; i + 16 <= header.size(); i += 8) {
+        std::uint64_t a, b;
+        std::memcpy(&a, header.data() + i, 8);
+        std::memcpy(&b, header.data() + i + 8, 8);
+        if (a == value && b == next) return i;
+    }
+    FAIL("field not found");
+    return 0;
+}
+} // namespace
+
+TEST_CASE("regression (defect 4): a process that overwrites the ring's capacity gets SerializationError, not a segfault") {
+    detail::MessageRing ring(4096, 7, "Queue");
+    std::vector<std::byte> msg(100, std::byte{1});
+    REQUIRE(ring.put_fragmented(msg, detail::Deadline::never()));
+    const std::size_t at = find_words(ring.header_for_testing(), 4096, 7);
+    for (std::uint64_t bad : {std::uint64_t{1} << 40, std::uint64_t{1} << 62, std::uint64_t{0}, std::uint64_t{4095}, std::uint64_t{8192}}) {
+        INFO("capacity overwritten with " << bad);
+        std::memcpy(ring.header_for_testing().data() + at, &bad, 8);
+        CHECK_THROWS_WITH(ring.put_fragmented(msg, detail::Deadline::never()), Catch::Contains("corrupted") && Catch::Contains("capacity"));
+        CHECK_THROWS_AS(ring.get([](std::span<const std::byte>) {}, detail::Deadline::never()), SerializationError);
+        if (bad != 8192 && bad != std::uint64_t{1} << 40) // a capacity no ring can have (NamedQueue checks the rest against its size)
+            CHECK_THROWS_AS(detail::MessageRing(detail::MessageRing::AttachTag{}, ring.header_for_testing().data(), "Queue"),
+                            SerializationError);
+    }
+    std::uint64_t good = 4096;
+    std::memcpy(ring.header_for_testing().data() + at, &good, 8);
+    std::uint64_t bad_max = 0;
+    std::memcpy(ring.header_for_testing().data() + at + 8, &bad_max, 8);
+    CHECK_THROWS_WITH(ring.put_fragmented(msg, detail::Deadline::never()), Catch::Contains("maxsize"));
+}
+
+TEST_CASE("every word of a ring's header overwritten with garbage: errors or timeouts, never a crash or a hang") {
+    // Each 8-byte word in turn (positions, counts, redo records, wait words, flags, the mutexes'
+    // words...) gets each garbage value; then timed puts and gets of small and fragmented messages
+    // run. Allowed outcomes: success, false (timed out), an mproc::Error. Not allowed: a crash, a
+    // wild read or write (ASan), a call that does not return.
+    const std::uint64_t garbage[] = {~std::uint64_t{0}, std::uint64_t{1} << 63, 0x4141414141414141ULL, 12345, 0};
+    std::size_t words = 0, errors = 0;
+    const std::size_t header_bytes = detail::MessageRing(4096, 0, "probe").header_for_testing().size();
+    for (std::size_t at = 0; at + 8 <= header_bytes; at += 8) {
+        for (std::uint64_t g : garbage) {
+            detail::MessageRing ring(4096, 0, "Queue");
+            std::vector<std::byte> small(40, std::byte{2}), big(3000, std::byte{3});
+            REQUIRE(ring.put_fragmented(small, detail::Deadline::never()));
+            REQUIRE(ring.put_fragmented(big, detail::Deadline::never()));
+            std::memcpy(ring.header_for_testing().data() + at, &g, 8);
+            ++words;
+            auto attempt = [&](auto&& op) {
+                try {
+                    op();
+                } catch (const Error&) {
+                    ++errors;
+                }
+            };
+            for (int i = 0; i < 3; ++i) {
+                attempt([&] { ring.get([](std::span<const std::byte>) {}, detail::Deadline::after(5ms)); });
+                attempt([&] { ring.put_fragmented(small, detail::Deadline::after(5ms)); });
+                attempt([&] { ring.put_fragmented(big, detail::Deadline::after(5ms)); });
+            }
+            (void)ring.size();
+            (void)ring.full();
+            ring.close();
+        }
+    }
+    CHECK(words > 40);
+    CHECK(errors > 0);
+}
+
 TEST_CASE("a queue of 1 TiB or more is refused") {
     CHECK_THROWS_AS(Queue<int>(QueueOptions{.capacity_bytes = (std::size_t{1} << 40) + 1}), ValueError);
 }

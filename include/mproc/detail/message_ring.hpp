@@ -35,6 +35,7 @@
 #include <pthread.h>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "../errors.hpp"
@@ -57,6 +58,8 @@ public:
         void* mem = Arena::instance().allocate(sizeof(Header) + cap, alignof(Header));
         h_ = new (mem) Header(cap, maxsize);
         data_ = reinterpret_cast<std::byte*>(h_ + 1);
+        cap_ = cap;
+        maxsize_ = maxsize;
     }
 
     // Rings in caller-provided memory (NamedQueue puts one in a named segment). The caller keeps the
@@ -77,13 +80,19 @@ public:
     /// Builds a ring in `memory` (footprint(capacity_bytes) bytes, aligned to `alignment`).
     MessageRing(void* memory, std::size_t capacity_bytes, std::size_t maxsize, const char* owner)
         : h_(new (memory) Header(rounded_capacity(capacity_bytes, owner), maxsize)),
-          data_(reinterpret_cast<std::byte*>(h_ + 1)), owner_(owner), owned_(false) {}
+          data_(reinterpret_cast<std::byte*>(h_ + 1)), owner_(owner), owned_(false), cap_(h_->capacity), maxsize_(maxsize) {}
     struct AttachTag {
         explicit AttachTag() = default;
     };
-    /// Uses the ring that the constructor above built in `memory`, maybe in another process.
+    /// Uses the ring that the constructor above built in `memory`, maybe in another process. The
+    /// caller checks that footprint(capacity()) bytes are mapped there. Throws SerializationError if
+    /// the capacity it finds is not one that a ring can have.
     MessageRing(AttachTag, void* memory, const char* owner)
-        : h_(static_cast<Header*>(memory)), data_(reinterpret_cast<std::byte*>(h_ + 1)), owner_(owner), owned_(false) {}
+        : h_(static_cast<Header*>(memory)), data_(reinterpret_cast<std::byte*>(h_ + 1)), owner_(owner), owned_(false),
+          cap_(h_->capacity), maxsize_(h_->maxsize) {
+        if (!std::has_single_bit(cap_) || cap_ < min_capacity || cap_ > max_capacity)
+            corrupted_field("attach", "capacity", cap_);
+    }
 
     ~MessageRing() {
         if (!owned_) return;
@@ -96,7 +105,7 @@ public:
     /// The largest message that travels as one record: a quarter of the capacity (so that a producer
     /// never waits for more room than the ring has), at most 1 GiB (the record's 32-bit size field).
     std::size_t max_record_payload() const noexcept {
-        return std::min<std::size_t>(h_->capacity / 4, std::size_t{1} << 30) - header_bytes;
+        return std::min<std::size_t>(cap_ / 4, std::size_t{1} << 30) - header_bytes;
     }
 
     /// Puts one message of `size` bytes (at most max_record_payload()); `write(std::byte*)` fills it.
@@ -218,7 +227,7 @@ public:
                 publish_get(pos = next, 0);
                 break;
             default: // pad
-                pos += h_->capacity - offset(pos);
+                pos += cap_ - offset(pos);
                 if (!assembling || taken) publish_get(pos, 0);
                 break;
             }
@@ -238,12 +247,12 @@ public:
         std::uint64_t got = h_->get.count.load(), put = h_->put.count.load();
         return put > got ? static_cast<std::size_t>(put - got) : 0;
     }
-    std::size_t capacity() const noexcept { return h_->capacity; }
-    std::size_t maxsize() const noexcept { return h_->maxsize; }
+    std::size_t capacity() const noexcept { return cap_; }
+    std::size_t maxsize() const noexcept { return maxsize_; }
     /// True when `maxsize` messages are queued or fewer than a small record's bytes are free.
     bool full() const noexcept {
-        if (h_->maxsize && size() >= h_->maxsize) return true;
-        return h_->capacity - (h_->put.pos.load() - h_->get.pos.load()) < record_bytes(1) + header_bytes;
+        if (maxsize_ && size() >= maxsize_) return true;
+        return cap_ - (h_->put.pos.load() - h_->get.pos.load()) < record_bytes(1) + header_bytes;
     }
 
     /// Refuses further puts and wakes every waiter; getters drain what is left.
@@ -267,13 +276,14 @@ public:
         SideLock consumers(*this, h_->get, Deadline::never(), "shutdown");
         const std::uint64_t put_count = h_->put.count.load(), got = h_->get.count.load();
         commit(h_->get, h_->put.pos.load(), put_count, 0);
-        h_->get.peer_pos = h_->put.pos.load();
+        tail_seen_ = h_->put.pos.load();
         notify(h_->room);
         return put_count > got ? put_count - got : 0;
     }
 
-    /// The data area, for tests and fuzzers that corrupt it on purpose.
-    std::span<std::byte> data_for_testing() noexcept { return {data_, h_->capacity}; }
+    /// The data area and the header, for tests and fuzzers that corrupt them on purpose.
+    std::span<std::byte> data_for_testing() noexcept { return {data_, cap_}; }
+    std::span<std::byte> header_for_testing() noexcept { return {reinterpret_cast<std::byte*>(h_), sizeof(Header)}; }
 
 private:
     static constexpr std::size_t header_bytes = 8;
@@ -291,9 +301,6 @@ private:
         std::uint32_t pending_in_message = 0;
         std::uint64_t pending_pos = 0;
         std::uint64_t pending_count = 0;
-        // The other side's pos as this side last read it: a hint that is never ahead of the truth,
-        // so the shared line is read only when the ring looks full (producers) or empty (consumers).
-        std::uint64_t peer_pos = 0;
         // The only word the other side reads, on a line of its own: the holder writes the mutex and
         // the redo record several times per message, and must not lose the line to every poll.
         alignas(64) std::atomic<std::uint64_t> pos{0}; // tail for producers, head for consumers: bytes ever passed
@@ -322,7 +329,15 @@ private:
             if (result == posix::LockResult::already_owned)
                 throw StateError(std::string(r.owner_) + "::" + op + ": called again from inside a put or get on this thread");
             held_ = result == posix::LockResult::acquired || result == posix::LockResult::owner_died;
-            if (result == posix::LockResult::owner_died) r.recover(s);
+            if (!held_) return;
+            try {
+                if (result == posix::LockResult::owner_died) r.recover(s, op);
+                r.verify(s, op);
+            } catch (...) {
+                posix::robust_mutex_unlock(&s.mutex);
+                held_ = false;
+                throw;
+            }
         }
         ~SideLock() {
             if (held_) posix::robust_mutex_unlock(&side_.mutex);
@@ -337,7 +352,7 @@ private:
     static constexpr std::size_t record_bytes(std::size_t payload) noexcept {
         return header_bytes + ((payload + 7) & ~std::size_t{7});
     }
-    std::size_t offset(std::uint64_t pos) const noexcept { return static_cast<std::size_t>(pos & (h_->capacity - 1)); }
+    std::size_t offset(std::uint64_t pos) const noexcept { return static_cast<std::size_t>(pos & (cap_ - 1)); }
 
     void write_header(std::uint64_t pos, std::size_t size, Kind kind) noexcept {
         std::uint32_t s = static_cast<std::uint32_t>(size), k = kind;
@@ -348,7 +363,7 @@ private:
     // Records never wrap: if `bytes` do not fit before the end, a PAD record (published on its own)
     // fills the end. wait_for_room() reserved room for the pad as well.
     std::uint64_t pad_if_needed(std::uint64_t tail, std::size_t bytes) {
-        std::size_t to_end = h_->capacity - offset(tail);
+        std::size_t to_end = cap_ - offset(tail);
         if (bytes <= to_end) return tail;
         write_header(tail, to_end - header_bytes, pad);
         publish_put(tail + to_end, 0, h_->put.in_message);
@@ -382,7 +397,7 @@ private:
     // so that a corrupted ring gives SerializationError, never a read outside the buffer.
     void check_record(std::uint64_t head, std::uint32_t size, std::uint32_t kind) const {
         const std::uint64_t published = h_->put.pos.load() - head;
-        const std::size_t to_end = h_->capacity - offset(head);
+        const std::size_t to_end = cap_ - offset(head);
         const bool ok = kind <= abort_record && record_bytes(size) <= std::min<std::uint64_t>(to_end, published) &&
                         (kind != pad || size == to_end - header_bytes);
         if (!ok)
@@ -436,9 +451,43 @@ private:
         return true;
     }
 
+    // Shared memory is written by other processes, which may be buggy or hostile (see the trust
+    // model in docs/guarantees.md): every shared field is checked before it is used, and what cannot
+    // be true of a ring is SerializationError, never a read or write outside the buffer or a wait
+    // that cannot end. Checked holding side `s`: its pos is stable, the other one only moves towards
+    // it, so 0 <= tail - head <= capacity holds whatever the order of the two reads.
+    void verify(Side& s, const char* op) const {
+        if (h_->capacity != cap_) corrupted_field(op, "capacity", h_->capacity);
+        if (h_->maxsize != maxsize_) corrupted_field(op, "maxsize", h_->maxsize);
+        const std::uint64_t mine = s.pos.load();
+        const std::uint64_t head = &s == &h_->get ? mine : h_->get.pos.load();
+        const std::uint64_t tail = &s == &h_->put ? mine : h_->put.pos.load();
+        check_positions(op, head, tail);
+    }
+    void check_positions(const char* op, std::uint64_t head, std::uint64_t tail) const {
+        if (tail < head || tail - head > cap_)
+            throw SerializationError(std::string(owner_) + "::" + op + ": the shared ring is corrupted: head " +
+                                     std::to_string(head) + " and tail " + std::to_string(tail) +
+                                     " are not within its capacity of " + std::to_string(cap_) + " bytes");
+    }
+    [[noreturn]] void corrupted_field(const char* op, const char* field, std::uint64_t value) const {
+        throw SerializationError(std::string(owner_) + "::" + op + ": the shared ring is corrupted: its " + field +
+                                 " reads " + std::to_string(value) + ", not the " +
+                                 std::to_string(std::string_view(field) == "maxsize" ? maxsize_ : cap_) +
+                                 " it was made with");
+    }
+
     // Called holding a side's mutex after its previous holder died.
-    void recover(Side& s) {
-        if (s.pending.load(std::memory_order_acquire)) apply(s);
+    void recover(Side& s, const char* op) {
+        if (s.pending.load(std::memory_order_acquire)) {
+            // The redo record must describe a move forward that the ring allows.
+            const bool put = &s == &h_->put;
+            const std::uint64_t to = s.pending_pos, from = s.pos.load();
+            const bool ok = to >= from && s.pending_count >= s.count.load() &&
+                            (put ? to - h_->get.pos.load() <= cap_ : to <= h_->put.pos.load());
+            if (!ok) corrupted_field(op, put ? "producers' pending commit" : "consumers' pending commit", to);
+            apply(s);
+        }
         if (&s == &h_->put) s.wants_room.store(0);
         if (&s == &h_->put && s.in_message) abort_message();
     }
@@ -463,11 +512,14 @@ private:
         auto fits = [&] {
             if (h_->closed.load()) return true;
             std::uint64_t tail = h_->put.pos.load(std::memory_order_relaxed);
-            std::size_t to_end = h_->capacity - offset(tail);
+            std::size_t to_end = cap_ - offset(tail);
             std::size_t need = bytes <= to_end ? bytes : bytes + to_end;
-            if (h_->capacity - (tail - h_->put.peer_pos) < need) {
-                h_->put.peer_pos = h_->get.pos.load(std::memory_order_acquire);
-                if (h_->capacity - (tail - h_->put.peer_pos) < need) {
+            // A stale head_seen_ (other producers have moved the tail on since) is refreshed too.
+            if (tail - head_seen_ > cap_ || cap_ - (tail - head_seen_) < need) {
+                head_seen_ = h_->get.pos.load(std::memory_order_acquire);
+                check_positions("put", head_seen_, tail);
+                // A stale head_seen_ (other producers have moved the tail on since) is refreshed too.
+            if (tail - head_seen_ > cap_ || cap_ - (tail - head_seen_) < need) {
                     if (!flag.raised) { // seq_cst store, then notify(): pairs with the consumer's await
                         flag.raised = true;
                         flag.word.store(1);
@@ -476,7 +528,7 @@ private:
                     return false;
                 }
             }
-            return !counts || h_->maxsize == 0 || h_->put.count.load(std::memory_order_relaxed) - h_->get.count.load() < h_->maxsize;
+            return !counts || maxsize_ == 0 || h_->put.count.load(std::memory_order_relaxed) - h_->get.count.load() < maxsize_;
         };
         if (!await(fits, h_->room, d)) return false;
         if (h_->closed.load()) throw QueueClosed(std::string(owner_) + "::" + op + ": the queue is closed");
@@ -493,9 +545,10 @@ private:
         // get.peer_pos is never behind pos: every path that returns ready leaves it at or past the
         // record it announces, so the fast path below never reads bytes nobody published.
         auto ready = [&] {
-            if (h_->get.peer_pos > pos) return true;
-            h_->get.peer_pos = h_->put.pos.load();
-            return h_->get.peer_pos > pos || h_->closed.load() || (holding && h_->put.wants_room.load());
+            if (tail_seen_ > pos) return true;
+            tail_seen_ = h_->put.pos.load();
+            if (tail_seen_ - pos > cap_ && tail_seen_ > pos) check_positions("get", pos, tail_seen_);
+            return tail_seen_ > pos || h_->closed.load() || (holding && h_->put.wants_room.load());
         };
         for (;;) {
             Deadline step = d;
@@ -511,9 +564,10 @@ private:
             throw QueueClosed(std::string(owner_) + "::get: the queue was shut down, dropping what it held");
         // `ready` may have returned on `closed` alone while a last record was being published: take
         // the tail again, into the cache, before reading past what the cache said.
-        if (h_->get.peer_pos > pos) return Data::ready;
-        h_->get.peer_pos = h_->put.pos.load();
-        if (h_->get.peer_pos > pos) return Data::ready;
+        if (tail_seen_ > pos) return Data::ready;
+        tail_seen_ = h_->put.pos.load();
+        if (tail_seen_ > pos && tail_seen_ - pos > cap_) check_positions("get", pos, tail_seen_);
+        if (tail_seen_ > pos) return Data::ready;
         if (holding && h_->put.wants_room.load()) return Data::room_wanted;
         throw QueueClosed(std::string(owner_) + "::get: the queue is closed and empty");
     }
@@ -522,6 +576,16 @@ private:
     std::byte* data_;
     const char* owner_;
     bool owned_ = true;
+    // The constants, copied at construction or attach and never read from shared memory again (a
+    // process that overwrote them could otherwise steer this one's reads and writes out of the buffer).
+    std::uint64_t cap_ = 0;
+    std::uint64_t maxsize_ = 0;
+    // The other side's pos as this process last read it, under this side's lock: a hint that is never
+    // ahead of the truth (positions only grow), so the shared line is read only when the ring looks
+    // full (producers: head_seen_) or empty (consumers: tail_seen_). Kept in the process, where no
+    // other process can push it ahead.
+    std::uint64_t head_seen_ = 0;
+    std::uint64_t tail_seen_ = 0;
 };
 
 } // namespace mproc::detail
