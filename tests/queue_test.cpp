@@ -1,9 +1,11 @@
 #include "support.hpp"
 
 #include <mproc/queue.hpp>
+#include <mproc/detail/posix/memory.hpp>
 #include <mproc/detail/posix/procfs.hpp>
 
 #include <algorithm>
+#include <bit>
 #include <cstring>
 #include <memory>
 #include <numeric>
@@ -533,6 +535,32 @@ TEST_CASE("every word of a ring's header overwritten with garbage: errors or tim
     }
     CHECK(words > 40);
     CHECK(errors > 0);
+}
+
+TEST_CASE("regression (defect 5): the memory of destroyed queues goes back to the system") {
+    // 60 queues of growing size (256 KiB to 16 MiB rings), each filled, then destroyed. Freed blocks
+    // are reused within a size, but each larger size needed fresh memory and the smaller ones stayed
+    // resident: before, RSS grew by ~32 MB here (the sum of the distinct ring sizes). Now the pages
+    // of a destroyed ring go back to the system.
+    auto fill_and_drop = [](std::size_t capacity) {
+        Queue<std::string> q(QueueOptions{.capacity_bytes = capacity});
+        const std::string body(1000, 'x');
+        while (q.try_put(body)) {
+        }
+    };
+    fill_and_drop(std::size_t{1} << 18); // warm up the allocator's first chunk
+    const std::size_t before = detail::posix::resident_bytes();
+    REQUIRE(before > 0);
+    std::size_t touched = 0;
+    for (std::size_t i = 0; i < 60; ++i) {
+        const std::size_t capacity = (i + 1) * (std::size_t{1} << 18); // 256 KiB to 15 MiB: rings of 7 sizes
+        fill_and_drop(capacity);
+        touched += std::bit_ceil(capacity);
+    }
+    const std::size_t after = detail::posix::resident_bytes();
+    INFO("RSS " << before / 1024 << " KiB -> " << after / 1024 << " KiB after touching " << touched / 1024 << " KiB of rings");
+    CHECK(touched > (std::size_t{100} << 20));
+    CHECK(after < before + (std::size_t{12} << 20));
 }
 
 TEST_CASE("a queue of 1 TiB or more is refused") {
