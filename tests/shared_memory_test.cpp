@@ -756,6 +756,58 @@ TEST_CASE("a creator that exits normally removes its names") {
     CHECK(names.existing() == std::set<std::string>{names("go"), names("ready")});
 }
 
+TEST_CASE("regression (defect 6): a creator ended by SIGTERM or SIGINT removes its names, and still dies of the signal") {
+    for (int sig : {SIGTERM, SIGINT}) {
+        INFO("signal " << sig);
+        Names names;
+        Event created;
+        Process creator([&] {
+            auto q = NamedQueue<int>::create(names("q"));
+            auto mem = SharedMemory::create(names("mem"), 64);
+            created.set();
+            Event never;
+            never.wait_for(bound); // ended by the signal long before
+            mproc::exit(3);
+        });
+        creator.start();
+        REQUIRE(created.wait_for(bound));
+        CHECK(exists(names("q")));
+        CHECK(exists(names("mem")));
+        REQUIRE(::kill(creator.pid(), sig) == 0);
+        test::join_bounded(creator);
+        CHECK(creator.exitcode() == -sig); // the default action ran after the cleanup
+        CHECK_FALSE(exists(names("q")));
+        CHECK_FALSE(exists(names("mem")));
+    }
+}
+
+TEST_CASE("a program's own SIGTERM handler is kept: it runs, and exit() from the program removes the names") {
+    Names names;
+    Event created;
+    SharedValue<int> handled(0);
+    static SharedValue<int>* handled_ptr = nullptr;
+    static volatile std::sig_atomic_t stop = 0;
+    handled_ptr = &handled;
+    Process creator([&] {
+        std::signal(SIGTERM, [](int) {
+            handled_ptr->store(1);
+            stop = 1;
+        });
+        auto q = NamedQueue<int>::create(names("q"));
+        created.set();
+        test::poll_until([] { return stop != 0; }, 1ms); // the program's own loop, polling its flag
+        std::exit(7); // ends the program without destroying `q`: the exit hook removes its name
+    });
+    creator.start();
+    REQUIRE(created.wait_for(bound));
+    REQUIRE(exists(names("q")));
+    creator.terminate();
+    test::join_bounded(creator);
+    CHECK(handled.load() == 1);
+    CHECK(creator.exitcode() == 7);
+    CHECK_FALSE(exists(names("q")));
+}
+
 TEST_CASE("a creator killed by SIGKILL leaves stale names: detected, re-attached, replaced and cleaned") {
     Names names;
     auto ready = NamedSemaphore::create(names("ready"), 0);
