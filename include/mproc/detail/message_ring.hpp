@@ -396,7 +396,7 @@ private:
     // Shared memory is written by other processes: a record header is checked before it is trusted,
     // so that a corrupted ring gives SerializationError, never a read outside the buffer.
     void check_record(std::uint64_t head, std::uint32_t size, std::uint32_t kind) const {
-        const std::uint64_t published = h_->put.pos.load() - head;
+        const std::uint64_t published = tail_seen_ - head; // wait_for_data() left tail_seen_ past head
         const std::size_t to_end = cap_ - offset(head);
         const bool ok = kind <= abort_record && record_bytes(size) <= std::min<std::uint64_t>(to_end, published) &&
                         (kind != pad || size == to_end - header_bytes);
@@ -456,13 +456,12 @@ private:
     // be true of a ring is SerializationError, never a read or write outside the buffer or a wait
     // that cannot end. Checked holding side `s`: its pos is stable, the other one only moves towards
     // it, so 0 <= tail - head <= capacity holds whatever the order of the two reads.
-    void verify(Side& s, const char* op) const {
+    // The positions are checked where they are read from the other side anyway (a refresh of
+    // head_seen_ or tail_seen_), not here: reading the other side's line on every call would cost
+    // the very cache misses that those copies avoid.
+    void verify(Side&, const char* op) const {
         if (h_->capacity != cap_) corrupted_field(op, "capacity", h_->capacity);
         if (h_->maxsize != maxsize_) corrupted_field(op, "maxsize", h_->maxsize);
-        const std::uint64_t mine = s.pos.load();
-        const std::uint64_t head = &s == &h_->get ? mine : h_->get.pos.load();
-        const std::uint64_t tail = &s == &h_->put ? mine : h_->put.pos.load();
-        check_positions(op, head, tail);
     }
     void check_positions(const char* op, std::uint64_t head, std::uint64_t tail) const {
         if (tail < head || tail - head > cap_)
@@ -547,7 +546,7 @@ private:
         auto ready = [&] {
             if (tail_seen_ > pos) return true;
             tail_seen_ = h_->put.pos.load();
-            if (tail_seen_ - pos > cap_ && tail_seen_ > pos) check_positions("get", pos, tail_seen_);
+            if (tail_seen_ < pos || tail_seen_ - pos > cap_) check_positions("get", pos, tail_seen_);
             return tail_seen_ > pos || h_->closed.load() || (holding && h_->put.wants_room.load());
         };
         for (;;) {
@@ -566,7 +565,7 @@ private:
         // the tail again, into the cache, before reading past what the cache said.
         if (tail_seen_ > pos) return Data::ready;
         tail_seen_ = h_->put.pos.load();
-        if (tail_seen_ > pos && tail_seen_ - pos > cap_) check_positions("get", pos, tail_seen_);
+        if (tail_seen_ < pos || tail_seen_ - pos > cap_) check_positions("get", pos, tail_seen_);
         if (tail_seen_ > pos) return Data::ready;
         if (holding && h_->put.wants_room.load()) return Data::room_wanted;
         throw QueueClosed(std::string(owner_) + "::get: the queue is closed and empty");
