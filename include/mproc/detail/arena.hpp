@@ -102,8 +102,8 @@ private:
             // allocator (while nobody else can have it): otherwise a destroyed queue's ring stays
             // resident for good (60 queues of growing size kept +95 MB). The allocator's own
             // bookkeeping, at the block's start, is left alone.
-            if (const std::size_t size = algorithm()->size(p); size >= release_threshold)
-                posix::release_pages(static_cast<char*>(p) + bookkeeping_margin, size - bookkeeping_margin);
+            if (const std::size_t held = algorithm()->size(p); held >= release_threshold)
+                posix::release_pages(static_cast<char*>(p) + bookkeeping_margin, held - bookkeeping_margin);
             algorithm()->deallocate(p);
         }
     };
