@@ -173,7 +173,7 @@ TEST_CASE("cancel drops a task that has not started: it never runs, get throws C
     CHECK(!first.cancelled());
 }
 
-TEST_CASE("cancel of a running task kills and replaces its worker; the pool carries on") {
+TEST_CASE("cancel of a running task kills and replaces its worker, the pool carries on") {
     Fixture fx;
     Pool pool(1);
     auto before = pool.worker_pids();
@@ -411,7 +411,7 @@ TEST_CASE("join_for returns false while tasks run, true once they settled") {
     CHECK(f.get() == 1);
 }
 
-TEST_CASE("spawn with a timeout kills the child; cancel kills it; destroying an unsettled Future terminates it") {
+TEST_CASE("spawn with a timeout kills the child, cancel kills it, destroying an unsettled Future terminates it") {
     auto slow = spawn(SpawnOptions{.timeout = 200ms}, [] {
         Event never;
         never.wait_for(test::bound);

@@ -22,7 +22,7 @@
 #include "codec.hpp"
 #include "detail/arena.hpp"
 #include "detail/deadline.hpp"
-#include "detail/demangle.hpp"
+#include "detail/callbacks.hpp"
 #include "detail/posix/process.hpp"
 #include "errors.hpp"
 #include "pipe.hpp"
@@ -66,20 +66,6 @@ public:
     /// After wait_until returned true: the value, or the error as an exception_ptr.
     virtual std::variant<Value, std::exception_ptr> collect() = 0;
 };
-
-/// Runs the callbacks of a Future that settled; one that throws is reported on stderr, never lost
-/// silently, and never stops the others.
-inline void run_callbacks(std::vector<std::function<void()>>& calls) noexcept {
-    for (auto& call : calls) {
-        try {
-            call();
-        } catch (...) {
-            auto e = describe_current_exception();
-            std::fprintf(stderr, "mproc: a Future's done callback threw %s: %s (ignored)\n", e.type.c_str(), e.message.c_str());
-        }
-    }
-    calls.clear();
-}
 
 } // namespace detail
 

@@ -65,6 +65,7 @@
 #include "../process.hpp"
 #include "arena.hpp"
 #include "deadline.hpp"
+#include "callbacks.hpp"
 #include "demangle.hpp"
 #include "message_ring.hpp"
 #include "posix/fork_hooks.hpp"
@@ -476,12 +477,10 @@ public:
                     throw;
                 }
                 pumping_ = false;
-                cv_.notify_all();
-                if (!deferred_.empty()) {
-                    auto calls = std::move(deferred_);
-                    deferred_.clear();
-                    lk.unlock();
-                    run_deferred(calls);
+                if (deferred_.empty()) {
+                    cv_.notify_all();
+                } else {
+                    unlock_and_run_deferred(lk);
                     lk.lock();
                 }
             } else {
@@ -554,11 +553,7 @@ public:
                 done(*task);
             }
         }
-        auto calls = std::move(deferred_);
-        deferred_.clear();
-        lk.unlock();
-        cv_.notify_all();
-        run_deferred(calls);
+        unlock_and_run_deferred(lk);
         return true;
     }
 
@@ -586,10 +581,7 @@ public:
                               std::make_exception_ptr(StateError("Pool::terminate: the pool was terminated before " + p->label + " finished")));
             done(*p);
         }
-        auto calls = std::move(deferred_);
-        lk.unlock();
-        cv_.notify_all();
-        run_deferred(calls);
+        unlock_and_run_deferred(lk);
     }
 
     std::vector<pid_t> worker_pids() {
@@ -792,18 +784,14 @@ private:
         if (call) deferred_.push_back(std::move(call));
     }
 
-    // Without the lock: runs the deferred calls; an exception from user code is reported on stderr
-    // and never breaks the pool.
-    static void run_deferred(std::vector<std::function<void()>>& calls) {
-        for (auto& call : calls) {
-            try {
-                call();
-            } catch (...) {
-                auto e = describe_current_exception();
-                std::fprintf(stderr, "mproc::Pool: a callback threw %s: %s (ignored)\n", e.type.c_str(), e.message.c_str());
-            }
-        }
-        calls.clear();
+    // Releases the lock, wakes the waiting threads, then runs what was deferred (user code never
+    // runs under the lock).
+    void unlock_and_run_deferred(std::unique_lock<std::mutex>& lk) {
+        auto calls = std::move(deferred_);
+        deferred_.clear();
+        lk.unlock();
+        cv_.notify_all();
+        run_callbacks(calls);
     }
 
     // Under the lock, each supervision tick: progress shown with the items the workers finished but
