@@ -85,6 +85,45 @@ constexpr void check_pool_callable() {
                   "std::string, std::vector or other owning objects");
 }
 
+/// True when map's function takes one element and returns a value.
+template <class F, class Item>
+constexpr bool map_callable = [] {
+    if constexpr (std::is_invocable_v<F&, Item&>)
+        return !std::is_reference_v<std::invoke_result_t<F&, Item&>>;
+    else
+        return false;
+}();
+
+/// True when apply's function takes these arguments and returns void or a serializable value.
+template <class F, class... Args>
+constexpr bool apply_callable = [] {
+    if constexpr (std::is_invocable_v<F&, Args&...>) {
+        using R = std::invoke_result_t<F&, Args&...>;
+        if constexpr (std::is_reference_v<R>)
+            return false;
+        else
+            return std::is_void_v<R> || Serializable<std::remove_cvref_t<R>>;
+    } else {
+        return false;
+    }
+}();
+
+/// One message for what makes apply's function unusable (apply_callable is false).
+template <class F, class... Args>
+constexpr void check_apply_callable() {
+    constexpr bool invocable = std::is_invocable_v<F&, Args&...>;
+    static_assert(invocable, "mproc::Pool::apply: the function cannot be called with these arguments");
+    if constexpr (invocable) {
+        using R = std::invoke_result_t<F&, Args&...>;
+        static_assert(!std::is_reference_v<R>,
+                      "mproc::Pool::apply: the function returns a reference; a result travels by value to another "
+                      "process: return a value (std::decay_t of it)");
+        if constexpr (!std::is_reference_v<R>)
+            static_assert(std::is_void_v<R> || Serializable<std::remove_cvref_t<R>>,
+                          "mproc::Pool::apply: the function's return type is not serializable (see <mproc/codec.hpp>)");
+    }
+}
+
 /// map's function must take one element; a function of several arguments wants starmap.
 template <class F, class Item>
 constexpr void check_map_callable(const char*) {
@@ -395,12 +434,15 @@ public:
     /// death fails only the item it was running; the other items of its chunk still complete.
     template <class F, std::ranges::sized_range Range>
     auto map(F f, const Range& inputs, std::size_t chunksize = 0) {
-        return map_async(f, inputs, MapOptions{.chunksize = chunksize}).get();
+        return map(f, inputs, MapOptions{.chunksize = chunksize});
     }
     /// As above, with a chunksize and a per-item timeout.
     template <class F, std::ranges::sized_range Range>
     auto map(F f, const Range& inputs, MapOptions options) {
-        return map_async(f, inputs, options).get();
+        if constexpr (!detail::map_callable<F, std::remove_cvref_t<std::ranges::range_value_t<Range>>>)
+            map_async(f, inputs, options); // its static_assert says why
+        else
+            return map_async(f, inputs, options).get();
     }
 
     /// As map, without waiting for the results: the Future's get() returns the vector or throws;
@@ -413,8 +455,10 @@ public:
     auto map_async(F f, const Range& inputs, MapOptions options) {
         using Item = std::remove_cvref_t<std::ranges::range_value_t<Range>>;
         detail::check_pool_callable<F>();
-        detail::check_map_callable<F, Item>("map");
-        return submit_chunks<F, Item, false, false>(f, inputs, options, "map");
+        if constexpr (!detail::map_callable<F, Item>)
+            detail::check_map_callable<F, Item>("map"); // one message, not a cascade
+        else
+            return submit_chunks<F, Item, false, false>(f, inputs, options, "map");
     }
 
     /// f(x) for every x, as one value-or-error per item, in order: never throws for a task's failure
@@ -424,8 +468,10 @@ public:
     auto map_results(F f, const Range& inputs, MapOptions options = {}) {
         using Item = std::remove_cvref_t<std::ranges::range_value_t<Range>>;
         detail::check_pool_callable<F>();
-        detail::check_map_callable<F, Item>("map_results");
-        return submit_chunks<F, Item, false, true>(f, inputs, options, "map_results").get();
+        if constexpr (!detail::map_callable<F, Item>)
+            detail::check_map_callable<F, Item>("map_results");
+        else
+            return submit_chunks<F, Item, false, true>(f, inputs, options, "map_results").get();
     }
 
     /// g(std::get<0>(t), std::get<1>(t), ...) for every tuple (or pair) t of `inputs`, in order.
@@ -468,15 +514,28 @@ public:
     template <class F, class... Args>
     auto apply_async(TaskOptions options, F f, Args&&... args) {
         detail::check_pool_callable<F>();
-        static_assert(std::is_invocable_v<F&, std::decay_t<Args>&...>,
-                      "mproc::Pool::apply: the function cannot be called with these arguments");
+        if constexpr (!detail::apply_callable<F, std::decay_t<Args>...>) {
+            detail::check_apply_callable<F, std::decay_t<Args>...>(); // one message, not a cascade
+        } else {
+            return submit_call(options, f, std::forward<Args>(args)...);
+        }
+    }
+
+    /// concurrent.futures' name for apply_async.
+    template <class F, class... Args>
+    auto submit(F f, Args&&... args) {
+        return apply_async(f, std::forward<Args>(args)...);
+    }
+    template <class F, class... Args>
+    auto submit(TaskOptions options, F f, Args&&... args) {
+        return apply_async(options, f, std::forward<Args>(args)...);
+    }
+
+private:
+    template <class F, class... Args>
+    auto submit_call(TaskOptions options, F f, Args&&... args) {
         using Task = detail::CallTask<F, std::decay_t<Args>...>;
         using R = typename Task::Result;
-        static_assert(!std::is_reference_v<R>,
-                      "mproc::Pool::apply: the function returns a reference; a result travels by value to another "
-                      "process: return a value (std::decay_t of it)");
-        static_assert(std::is_void_v<R> || Serializable<std::remove_cvref_t<R>>,
-                      "mproc::Pool::apply: the function's return type is not serializable (see <mproc/codec.hpp>)");
         if (options.timeout.count() < 0) throw ValueError("Pool::apply_async: the timeout must not be negative");
         using Sink = detail::ApplySink<R>;
         auto state = std::make_shared<detail::FutureState<R>>();
@@ -490,16 +549,7 @@ public:
         return Future<R>(std::make_unique<detail::PoolFutureSource<R>>(pool_, state));
     }
 
-    /// concurrent.futures' name for apply_async.
-    template <class F, class... Args>
-    auto submit(F f, Args&&... args) {
-        return apply_async(f, std::forward<Args>(args)...);
-    }
-    template <class F, class... Args>
-    auto submit(TaskOptions options, F f, Args&&... args) {
-        return apply_async(options, f, std::forward<Args>(args)...);
-    }
-
+public:
     // ------------------------------------------------------------------ imap
 
     template <class F, class Range, bool Ordered, bool AsResults>
@@ -581,10 +631,14 @@ private:
     template <bool Ordered, bool AsResults, class F, class Range>
     auto lazy(F f, Range&& inputs, MapOptions options, const char* op) {
         detail::check_pool_callable<F>();
-        detail::check_map_callable<F, std::remove_cvref_t<std::ranges::range_value_t<Range>>>(op);
-        if (options.timeout.count() < 0) throw ValueError(std::string("Pool::") + op + ": the timeout must not be negative");
-        return LazyMap<F, std::views::all_t<Range>, Ordered, AsResults>(pool_, f, std::views::all(std::forward<Range>(inputs)), options,
+        using Item = std::remove_cvref_t<std::ranges::range_value_t<Range>>;
+        if constexpr (!detail::map_callable<F, Item>) {
+            detail::check_map_callable<F, Item>(op);
+        } else {
+            if (options.timeout.count() < 0) throw ValueError(std::string("Pool::") + op + ": the timeout must not be negative");
+            return LazyMap<F, std::views::all_t<Range>, Ordered, AsResults>(pool_, f, std::views::all(std::forward<Range>(inputs)), options,
                                                                           make_progress(total_of(inputs), op), op);
+        }
     }
 
     template <class F, class Item, bool Star, bool PerItem, class Range>
