@@ -480,15 +480,7 @@ private:
             bool more() const noexcept { return plan.more(); }
             std::uint64_t take(std::vector<Item>& items) {
                 const std::size_t count = plan.next();
-                if constexpr (std::ranges::forward_range<const Range> && std::is_same_v<std::ranges::range_value_t<const Range>, Item>) {
-                    // One copy (a memcpy for contiguous trivially copyable items).
-                    auto last = std::ranges::next(next, static_cast<std::ranges::range_difference_t<const Range>>(count));
-                    items.assign(next, last);
-                    next = last;
-                } else {
-                    items.reserve(count);
-                    for (std::size_t k = 0; k < count; ++k, ++next) items.push_back(static_cast<Item>(*next));
-                }
+                detail::take_items(next, count, items);
                 const std::uint64_t first = at;
                 at += count;
                 return first;

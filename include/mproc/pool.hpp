@@ -664,14 +664,7 @@ private:
         std::vector<std::shared_ptr<detail::PoolTask>> tasks;
         for (std::size_t count = plan.next(); count != 0; at += count, count = plan.next()) {
             std::vector<Item> items;
-            if constexpr (std::ranges::forward_range<Range>) { // one copy (a memcpy for contiguous trivial items)
-                auto last = std::ranges::next(it, static_cast<std::ranges::range_difference_t<Range>>(count));
-                items.assign(it, last);
-                it = last;
-            } else {
-                items.reserve(count);
-                for (std::size_t k = 0; k < count; ++k, ++it) items.push_back(*it);
-            }
+            detail::take_items(it, count, items);
             auto task = std::make_shared<Task>(f, std::move(items), Sink{state, at});
             task->count = count;
             task->base = at;

@@ -191,8 +191,8 @@ std::optional<Failure> run_chunk(Call& call, std::vector<Item>& items, std::vect
     return std::nullopt;
 }
 
-/// Guided chunks (ChunkPlan) give each rank a quarter of the remaining work per share rather than
-/// the fork-based Pool's half: ranks may be unequal machines.
+/// mpi::Pool's guided chunks (ChunkPlan's `shares`): a quarter of the remaining work per rank rather
+/// than the fork-based Pool's half, as ranks may be unequal machines.
 inline constexpr std::size_t guided_shares = 4;
 
 /// The most bytes of encoded items an automatic chunk holds (chunk_cap): 16 MiB.

@@ -6,6 +6,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cstddef>
+#include <iterator>
+#include <type_traits>
+#include <vector>
 
 #include "../deadline.hpp"
 
@@ -44,6 +47,20 @@ private:
 /// to about `item_bytes` (the first one's size), with a quarter more for items of varying sizes.
 inline std::size_t chunk_cap(std::size_t budget, std::size_t item_bytes) {
     return std::max<std::size_t>(1, budget / (item_bytes + item_bytes / 4 + 1));
+}
+
+/// Copies the next `count` inputs from `it` into `items` (empty) and moves `it` past them: one copy,
+/// a memcpy for contiguous trivially copyable items, when the inputs' elements are Items already.
+template <class Item, class It>
+void take_items(It& it, std::size_t count, std::vector<Item>& items) {
+    if constexpr (std::forward_iterator<It> && std::is_same_v<std::iter_value_t<It>, Item>) {
+        auto last = std::ranges::next(it, static_cast<std::iter_difference_t<It>>(count));
+        items.assign(it, last);
+        it = last;
+    } else {
+        items.reserve(count);
+        for (std::size_t k = 0; k < count; ++k, ++it) items.push_back(static_cast<Item>(*it));
+    }
 }
 
 /// imap's chunk sizes, for inputs read as the loop goes: about 2 ms of work per chunk, from the rate
