@@ -479,6 +479,48 @@ void pool_over_a_sub_communicator(mpi::Environment&) {
     MPI_Comm_free(&half);
 }
 
+void progress_counts_items_on_rank_0(mpi::Environment&) {
+    // on_progress, as the fork-based Pool's: called on rank 0 only, as chunks come back (not only
+    // at the end), with done never going back and the last call saying all items are done.
+    std::vector<std::pair<std::size_t, std::size_t>> calls;
+    mpi::Pool pool(mpi::PoolOptions{.on_progress = [&](std::size_t done, std::size_t total) { calls.emplace_back(done, total); }});
+    auto check_calls = [&](std::size_t done, std::size_t total) {
+        if (!pool.is_root()) {
+            CHECK(calls.empty());
+            return;
+        }
+        CHECK(calls.size() > 1);
+        CHECK(!calls.empty() && calls.back() == std::make_pair(done, total));
+        bool ok = true;
+        for (std::size_t i = 0; i < calls.size(); ++i) {
+            ok = ok && calls[i].second == total && calls[i].first <= done;
+            if (i > 0) ok = ok && calls[i].first >= calls[i - 1].first;
+        }
+        CHECK(ok);
+    };
+    const auto in = iota_vector(2000);
+    const auto out = pool.map(square, in, 10);
+    if (pool.is_root()) CHECK(out.size() == 2000);
+    check_calls(2000, 2000);
+    calls.clear();
+    std::size_t n = 0;
+    for (int r : pool.imap(square, in, 10)) n += r >= 0;
+    check_calls(2000, 2000);
+    calls.clear();
+    auto evens = std::views::iota(0, 2000) | std::views::filter([](int x) { return x % 2 == 0; });
+    for (int r : pool.imap_unordered(square, evens, 10)) n += r >= 0;
+    check_calls(1000, 0); // an unsized range: the total is not known
+    if (pool.is_root()) CHECK(n == 3000);
+    calls.clear();
+    pool.apply(add, 1, 2); // apply shows no progress, as the fork-based Pool's
+    CHECK(calls.empty());
+
+    // A callback that throws is reported and ignored: the call completes on every rank.
+    mpi::Pool throwing(mpi::PoolOptions{.on_progress = [](std::size_t, std::size_t) { throw std::runtime_error("from on_progress"); }});
+    const auto again = throwing.map(square, in, 1000);
+    if (throwing.is_root()) CHECK(again.size() == 2000 && again[1999] == 1999 * 1999);
+}
+
 void barrier_returns_on_every_rank(mpi::Pool& pool) {
     // Rank 0 arrives late; no rank may leave before it arrived. The ranks share one host, so one
     // monotonic clock: comparing rank 0's arrival with each rank's departure needs no timing margin.
@@ -554,6 +596,7 @@ int main(int argc, char** argv) {
         {"root_computes = false", [&] { root_only_coordinates(env); }},
         {"user MPI traffic never mixes with the pool's", [&] { user_traffic_never_mixes_with_the_pool(pool); }},
         {"pools over sub-communicators", [&] { pool_over_a_sub_communicator(env); }},
+        {"progress: on_progress counts items on rank 0", [&] { progress_counts_items_on_rank_0(env); }},
         {"barrier", [&] { barrier_returns_on_every_rank(pool); }},
     };
 

@@ -45,15 +45,16 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <deque>
 #include <exception>
+#include <functional>
 #include <iterator>
-#include <map>
+#include <memory>
 #include <optional>
 #include <ranges>
 #include <string>
 #include <tuple>
 #include <type_traits>
+#include <unordered_map>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -62,6 +63,9 @@
 #include "codec.hpp"
 #include "detail/mpi/comm.hpp"
 #include "detail/mpi/dispatch.hpp"
+#include "detail/pool/chunk_plan.hpp"
+#include "detail/pool/lazy_range.hpp"
+#include "detail/progress.hpp"
 #include "errors.hpp"
 
 namespace mproc::mpi {
@@ -211,10 +215,17 @@ enum class ResultsOn { root, all_ranks };
 /// `comm`: the ranks that take part (the pool works on its own duplicate; rank 0 of it is the root).
 /// `results`: see ResultsOn. `root_computes`: rank 0 computes chunks too, between answering the
 /// others (with false it only hands out and gathers; with a single rank it computes regardless).
+/// `progress`: map, starmap, imap and imap_unordered draw a progress bar on rank 0's stderr, counting
+/// items as their chunks come back (and as rank 0 computes its own). `on_progress(done, total)`:
+/// called on rank 0 as items complete (total 0 for an imap over an unsized range), on the thread that
+/// makes the pool call; an exception from it is reported on stderr and ignored. Both are as the
+/// fork-based Pool's, and are ignored on the other ranks.
 struct PoolOptions {
     MPI_Comm comm = MPI_COMM_WORLD;
     ResultsOn results = ResultsOn::root;
     bool root_computes = true;
+    bool progress = false;
+    std::function<void(std::size_t done, std::size_t total)> on_progress = {};
 };
 
 /// Who computed what in the last call: `chunks[r]` and `items[r]` for rank r, and the call's wall
@@ -237,7 +248,8 @@ public:
     /// Collective over `options.comm`. Throws StateError if MPI is not initialised (create an
     /// Environment first), ValueError for MPI_COMM_NULL, MPIError if duplicating the communicator fails.
     explicit Pool(PoolOptions options)
-        : comm_(checked(options.comm)), results_on_(options.results), root_computes_(options.root_computes) {
+        : comm_(checked(options.comm)), results_on_(options.results), root_computes_(options.root_computes),
+          progress_(options.progress), on_progress_(std::move(options.on_progress)) {
         RankInfo me{static_cast<std::int64_t>(::getpid()), {}};
         int len = 0;
         detail::mpi::check(MPI_Get_processor_name(me.host, &len), "MPI_Get_processor_name");
@@ -347,6 +359,9 @@ public:
     }
 
 private:
+    template <class Item, class Call, class Range, bool Ordered>
+    class ImapSource;
+
     struct RankInfo {
         std::int64_t pid;
         char host[MPI_MAX_PROCESSOR_NAME];
@@ -394,7 +409,18 @@ private:
         const bool known = f.rank >= 0 && static_cast<std::size_t>(f.rank) < ranks_.size();
         std::string host = known ? std::string(ranks_[static_cast<std::size_t>(f.rank)].host) : std::string("?");
         pid_t pid = known ? static_cast<pid_t>(ranks_[static_cast<std::size_t>(f.rank)].pid) : 0;
-        return RemoteError(detail::mpi::op_name(op), static_cast<std::size_t>(f.index), f.rank, std::move(host), pid, f.type, f.message);
+        return RemoteError(detail::mpi::op_name(op), static_cast<std::size_t>(f.index), f.rank, std::move(host), pid, f.error.type,
+                           f.error.message);
+    }
+
+    // The progress of a call on rank 0 (none elsewhere, or when not asked for).
+    std::unique_ptr<detail::Progress> make_progress(std::size_t total, detail::mpi::Op op) const {
+        if ((!progress_ && !on_progress_) || !is_root() || op == detail::mpi::Op::apply) return nullptr;
+        return std::make_unique<detail::Progress>(progress_, on_progress_, total, detail::mpi::op_name(op));
+    }
+    static void finish_progress(detail::Progress* progress) {
+        if (!progress) return;
+        if (auto call = progress->finish()) detail::run_callback(call, "mproc::mpi::Pool");
     }
 
     void record(const detail::mpi::Outcome& outcome) {
@@ -410,12 +436,10 @@ private:
     void in_step(detail::mpi::Op op, Body&& body) {
         try {
             body();
-        } catch (const std::exception& e) {
-            comm_.abort_job(std::string("mpi::Pool::") + detail::mpi::op_name(op) + " failed outside the function (" +
-                            detail::current_exception_type() + ": " + e.what() + "); the other ranks cannot be told");
         } catch (...) {
-            comm_.abort_job(std::string("mpi::Pool::") + detail::mpi::op_name(op) + " failed outside the function (" +
-                            detail::current_exception_type() + "); the other ranks cannot be told");
+            const detail::ExceptionText e = detail::describe_current_exception();
+            comm_.abort_job(std::string("mpi::Pool::") + detail::mpi::op_name(op) + " failed outside the function (" + e.type + ": " +
+                            e.message + "); the other ranks cannot be told");
         }
     }
 
@@ -445,25 +469,18 @@ private:
         const auto start = std::chrono::steady_clock::now();
         const std::size_t n = static_cast<std::size_t>(std::ranges::size(inputs));
         std::vector<R> results(n);
-        detail::mpi::Dispatcher<Item, R, Call> dispatcher(comm_, id, call, root_computes_);
+        auto progress = make_progress(n, id.op);
+        detail::mpi::Dispatcher<Item, R, Call> dispatcher(comm_, id, call, root_computes_, progress.get());
 
         using Iterator = std::ranges::iterator_t<const Range>;
         struct Source {
             Iterator next;
-            detail::mpi::GuidedChunks plan;
+            detail::ChunkPlan plan;
             std::uint64_t at = 0;
             bool more() const noexcept { return plan.more(); }
             std::uint64_t take(std::vector<Item>& items) {
                 const std::size_t count = plan.next();
-                if constexpr (std::ranges::forward_range<const Range> && std::is_same_v<std::ranges::range_value_t<const Range>, Item>) {
-                    // One copy (a memcpy for contiguous trivially copyable items).
-                    auto last = std::ranges::next(next, static_cast<std::ranges::range_difference_t<const Range>>(count));
-                    items.assign(next, last);
-                    next = last;
-                } else {
-                    items.reserve(count);
-                    for (std::size_t k = 0; k < count; ++k, ++next) items.push_back(static_cast<Item>(*next));
-                }
+                detail::take_items(next, count, items);
                 const std::uint64_t first = at;
                 at += count;
                 return first;
@@ -472,8 +489,9 @@ private:
         Iterator first = std::ranges::begin(inputs);
         // Automatic chunks are capped in bytes, assuming items about the size of the first one.
         const std::size_t item_bytes = n == 0 ? 1 : encoded_size(static_cast<const Item&>(*first));
-        Source source{std::move(first),
-                      detail::mpi::GuidedChunks(n, dispatcher.computing_ranks(), chunksize, detail::mpi::max_chunk_items(item_bytes))};
+        Source source{std::move(first), detail::ChunkPlan(n, dispatcher.computing_ranks(), chunksize,
+                                                          detail::chunk_cap(detail::mpi::max_chunk_bytes, item_bytes),
+                                                          detail::mpi::guided_shares)};
 
         auto sink = [&](typename decltype(dispatcher)::Settled& s) {
             if (s.failure) {
@@ -487,6 +505,7 @@ private:
         outcome.items = dispatcher.item_counts();
         outcome.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         dispatcher.finish(outcome, sink);
+        finish_progress(progress.get());
         if (outcome.failure) results.clear();
         return results;
     }
@@ -525,49 +544,45 @@ private:
     detail::mpi::Communicator comm_;
     ResultsOn results_on_;
     bool root_computes_;
+    bool progress_;
+    detail::ProgressCallback on_progress_;
     std::vector<RankInfo> ranks_;
     std::uint64_t calls_ = 0;
     MapStats stats_;
 };
 
-/// The range imap and imap_unordered return: iterate it once, on every rank (or destroy it).
-/// `Range` is the inputs' type as imap received it: an lvalue reference (the range is referred to) or
-/// not (a temporary, moved in). Only rank 0 reads the inputs.
+/// imap's transport over the ranks (see detail/pool/lazy_range.hpp). Rank 0 reads the inputs and
+/// hands chunks out, with a bounded number of chunks ahead of the loop; the others compute them and,
+/// with ResultsOn::all_ranks, receive each chunk in the order rank 0 hands it out. Destroying it ends
+/// the call on every rank if the loop did not: rank 0 stops handing out chunks, waits for those out
+/// and tells the others; they finish what they hold and return. `Range` is the inputs' type as imap
+/// received it: an lvalue reference (the range is referred to) or not (a temporary, moved in).
 template <class Item, class Call, class Range, bool Ordered>
-class Pool::LazyMap {
+class Pool::ImapSource {
     using R = typename Call::Result;
     using Dispatcher = detail::mpi::Dispatcher<Item, R, Call>;
     using Server = detail::mpi::Server<Item, R, Call>;
-    using Clock = std::chrono::steady_clock;
+    using Chunk = detail::LazyChunk<R>;
+    using Chunks = detail::LazyChunks<R, Ordered>;
     static constexpr bool by_reference = std::is_lvalue_reference_v<Range>;
     using Inputs = std::conditional_t<by_reference, std::remove_reference_t<Range>, std::remove_cvref_t<Range>>;
     using Held = std::conditional_t<by_reference, Inputs*, Inputs>;
 
-    struct Chunk {
-        std::uint64_t seq = 0;
-        std::uint64_t first = 0;
-        std::size_t count = 0;
-        std::vector<R> results;
-        std::optional<detail::mpi::Failure> failure;
-    };
-
 public:
-    LazyMap(Pool& pool, detail::mpi::CallId id, Call call, Range&& range, std::size_t chunksize)
-        : pool_(pool), id_(id), call_(std::move(call)), held_(hold(std::forward<Range>(range))), fixed_(chunksize),
-          start_(Clock::now()) {
+    ImapSource(Pool& pool, detail::mpi::CallId id, Call call, Range&& range, std::size_t chunksize)
+        : pool_(pool), id_(id), call_(std::move(call)), held_(hold(std::forward<Range>(range))), sizes_(chunksize),
+          start_(detail::Clock::now()) {
         if (pool_.is_root()) {
             it_.emplace(std::ranges::begin(inputs()));
-            dispatcher_.emplace(pool_.comm_, id_, call_, pool_.root_computes_);
+            progress_ = pool_.make_progress(total(), id_.op);
+            dispatcher_.emplace(pool_.comm_, id_, call_, pool_.root_computes_, progress_.get());
         } else {
             server_.emplace(pool_.comm_, id_, call_);
         }
     }
-    LazyMap(const LazyMap&) = delete;
-    LazyMap& operator=(const LazyMap&) = delete;
-
-    /// Ends the call on every rank if the loop did not: rank 0 stops handing out chunks, waits for
-    /// those out and tells the others; they finish what they hold and return.
-    ~LazyMap() {
+    ImapSource(const ImapSource&) = delete;
+    ImapSource& operator=(const ImapSource&) = delete;
+    ~ImapSource() {
         if (done_) return;
         pool_.in_step(id_.op, [&] {
             stopped_ = true;
@@ -575,48 +590,35 @@ public:
         });
     }
 
-    class iterator {
-    public:
-        using value_type = R;
-        using difference_type = std::ptrdiff_t;
-        iterator() = default;
-        explicit iterator(LazyMap* m) : m_(m) { m_->advance(); }
-        /// The result, or throws the chunk's RemoteError.
-        const R& operator*() const { return m_->current(); }
-        const R* operator->() const { return &m_->current(); }
-        iterator& operator++() {
-            m_->advance();
-            return *this;
-        }
-        void operator++(int) { ++*this; }
-        friend bool operator==(const iterator& i, std::default_sentinel_t) { return i.m_->finished(); }
-
-    private:
-        LazyMap* m_ = nullptr;
-    };
-
-    iterator begin() { return iterator(this); }
-    std::default_sentinel_t end() { return {}; }
-
-    /// True once every result has been handed out (and the call has ended on this rank).
-    bool finished() const noexcept { return done_ && ready_.empty(); }
+    detail::Pumped pump(Chunks& chunks, detail::Deadline) {
+        if (done_) return detail::Pumped::end;
+        pool_.in_step(id_.op, [&] {
+            if (dispatcher_)
+                root_step(chunks);
+            else
+                serve_step(chunks);
+        });
+        return done_ ? detail::Pumped::end : detail::Pumped::more;
+    }
 
 private:
-    // What the Dispatcher reads: the inputs, with a bounded number of chunks ahead of the loop.
-    struct Source {
-        LazyMap& m;
+    // What the Dispatcher reads: the inputs, with a bounded number of chunks ahead of the loop. The
+    // n-th chunk taken is the Dispatcher's chunk number n.
+    struct Feed {
+        ImapSource& m;
+        Chunks& chunks;
         bool more() const {
             if (m.stopped_ || *m.it_ == std::ranges::end(m.inputs())) return false;
-            const std::size_t ahead = m.dispatcher_->outstanding() + m.settled_.size() + m.ready_.size();
-            return ahead < 2 * static_cast<std::size_t>(m.pool_.size()) + 1;
+            return chunks.ahead() < 2 * static_cast<std::size_t>(m.pool_.size()) + 1;
         }
         std::uint64_t take(std::vector<Item>& items) {
-            const std::size_t want = m.next_chunk_size();
-            items.reserve(std::min<std::size_t>(want, 65536));
+            const std::size_t want = m.sizes_.next(m.dispatcher_->computing_ranks());
+            items.reserve(std::min(want, detail::AdaptiveChunks::max_items));
             auto& it = *m.it_;
             for (; items.size() < want && it != std::ranges::end(m.inputs()); ++it) items.push_back(static_cast<Item>(*it));
             const std::uint64_t first = m.taken_;
             m.taken_ += items.size();
+            m.out_.emplace(m.chunks_taken_++, chunks.launch(static_cast<std::size_t>(first), items.size()));
             return first;
         }
     };
@@ -633,131 +635,101 @@ private:
         else
             return held_;
     }
-
-    const R& current() {
-        if (current_error_) std::rethrow_exception(current_error_);
-        return *current_;
+    std::size_t total() {
+        if constexpr (std::ranges::sized_range<Inputs>)
+            return static_cast<std::size_t>(std::ranges::size(inputs()));
+        else
+            return 0;
     }
 
-    // Moves to the next result, or to the end.
-    void advance() {
-        current_error_ = nullptr;
-        current_ = nullptr;
-        for (;;) {
-            if (!ready_.empty() && pos_ < ready_.front().count) {
-                Chunk& c = ready_.front();
-                if (c.failure) { // as the fork-based Pool: a failed chunk yields its error once, in place of its items
-                    current_error_ = std::make_exception_ptr(pool_.remote_error(id_.op, *c.failure));
-                    pos_ = c.count;
-                } else {
-                    current_ = &c.results[pos_++];
-                }
-                return;
-            }
-            if (!ready_.empty()) {
-                ready_.pop_front();
-                pos_ = 0;
-                continue;
-            }
-            if (done_) return;
-            pool_.in_step(id_.op, [&] {
-                if (dispatcher_)
-                    root_step();
-                else
-                    serve_step();
-            });
-        }
-    }
-
-    void root_step() {
-        Source source{*this};
-        if (!source.more() && dispatcher_->idle() && settled_.empty()) {
+    void root_step(Chunks& chunks) {
+        Feed feed{*this, chunks};
+        if (!feed.more() && dispatcher_->idle() && chunks.in_flight() == 0) {
             finish_call();
             return;
         }
         auto sink = [&](typename Dispatcher::Settled& s) { settle(s); };
-        dispatcher_->step(source, sink);
-        collect_settled();
+        dispatcher_->step(feed, sink);
+        chunks.collect([&](Chunk& c) { share(c); });
     }
 
-    void serve_step() {
+    void serve_step(Chunks& chunks) {
         detail::mpi::Outcome outcome;
         if (server_->serve(message_, outcome) == Server::Event::done) {
             pool_.record(outcome);
             done_ = true;
             return;
         }
+        detail::mpi::Header h;
+        std::memcpy(&h, message_.data(), sizeof h);
         auto got = decode<detail::mpi::ChunkResults<R>>(detail::mpi::payload_of(message_));
-        Chunk c;
-        c.count = got.failure ? 1 : got.results.size();
-        c.results = std::move(got.results);
-        c.failure = std::move(got.failure);
-        ready_.push_back(std::move(c));
+        auto chunk = chunks.launch(static_cast<std::size_t>(h.first), got.results.size());
+        if (got.failure)
+            chunk->fail_whole(std::make_exception_ptr(pool_.remote_error(id_.op, *got.failure)));
+        else
+            chunk->results = std::move(got.results);
+        chunk->settle();
+        chunks.collect([](Chunk&) {});
     }
 
+    // Root: chunk `s.seq` is back (from a rank, or computed here).
     void settle(typename Dispatcher::Settled& s) {
-        Chunk c{s.seq, s.first, s.count, std::move(s.results), std::move(s.failure)};
-        finished_items_ += c.count;
-        // Ordered: keyed by chunk number, to be yielded in input order; unordered: by arrival.
-        const std::uint64_t key = Ordered ? c.seq : arrivals_++;
-        settled_.emplace(key, std::move(c));
+        auto it = out_.find(s.seq);
+        std::shared_ptr<Chunk> chunk = std::move(it->second);
+        out_.erase(it);
+        sizes_.finished(s.count);
+        if (s.failure) {
+            chunk->fail_whole(std::make_exception_ptr(pool_.remote_error(id_.op, *s.failure)));
+            if (sharing()) failures_.emplace(chunk->first, std::move(*s.failure));
+        } else {
+            chunk->results = std::move(s.results);
+        }
+        chunk->settle();
     }
 
-    // Settled chunks that may be yielded now, in yield order; with ResultsOn::all_ranks, each is
-    // also sent to every other rank, so that all yield the same sequence.
-    void collect_settled() {
-        while (!settled_.empty()) {
-            auto it = Ordered ? settled_.find(next_seq_) : settled_.begin();
-            if (it == settled_.end()) return;
-            Chunk c = std::move(it->second);
-            settled_.erase(it);
-            ++next_seq_;
-            if (pool_.results_on_ == ResultsOn::all_ranks && pool_.size() > 1) {
-                std::vector<std::byte> bytes;
-                auto h = dispatcher_->header(c.seq, c.first);
-                detail::mpi::ChunkResults<R> payload{c.failure, c.results};
-                try {
-                    detail::mpi::pack(h, payload, bytes, detail::mpi::op_name(id_.op));
-                } catch (...) { // too large for one message: every rank gets the error instead
-                    payload.failure = detail::mpi::current_failure(c.first, 0);
-                    payload.results.clear();
-                    c.failure = payload.failure;
-                    detail::mpi::pack(h, payload, bytes, detail::mpi::op_name(id_.op));
-                }
-                dispatcher_->send_to_others(detail::mpi::ready_tag, std::move(bytes));
-            }
-            if (c.failure) c.count = 1;
-            ready_.push_back(std::move(c));
+    bool sharing() const noexcept { return pool_.results_on_ == ResultsOn::all_ranks && pool_.size() > 1; }
+
+    // Root, as chunk `c` is about to be handed out: with ResultsOn::all_ranks, it goes to every other
+    // rank too, so that all yield the same sequence.
+    void share(Chunk& c) {
+        if (!sharing()) return;
+        detail::mpi::ChunkResults<R> payload;
+        if (auto f = failures_.find(c.first); f != failures_.end()) {
+            payload.failure = std::move(f->second);
+            failures_.erase(f);
+        } else {
+            payload.results = c.results;
         }
+        std::vector<std::byte> bytes;
+        auto h = dispatcher_->header(handed_out_++, c.first);
+        try {
+            detail::mpi::pack(h, payload, bytes, detail::mpi::op_name(id_.op));
+        } catch (...) { // too large for one message: every rank gets the error instead
+            payload.failure = detail::mpi::current_failure(c.first, 0);
+            payload.results.clear();
+            c.fail_whole(std::make_exception_ptr(pool_.remote_error(id_.op, *payload.failure)));
+            detail::mpi::pack(h, payload, bytes, detail::mpi::op_name(id_.op));
+        }
+        dispatcher_->send_to_others(detail::mpi::ready_tag, std::move(bytes));
     }
 
     // Root: waits for what is out, tells the others the call is over. Others: serve until told.
     void finish_call() {
+        detail::mpi::Outcome outcome;
         if (dispatcher_) {
             auto discard = [](typename Dispatcher::Settled&) {};
-            detail::mpi::Outcome outcome;
             outcome.chunks = dispatcher_->chunk_counts();
             outcome.items = dispatcher_->item_counts();
-            outcome.seconds = std::chrono::duration<double>(Clock::now() - start_).count();
+            outcome.seconds = std::chrono::duration<double>(detail::Clock::now() - start_).count();
             // Only chunks the loop will never yield can still be out here (it was left early).
             dispatcher_->finish(outcome, discard);
-            pool_.record(outcome);
+            if (!stopped_) finish_progress(progress_.get());
         } else {
-            detail::mpi::Outcome outcome;
             while (server_->serve(message_, outcome) != Server::Event::done) {
             }
-            pool_.record(outcome);
         }
+        pool_.record(outcome);
         done_ = true;
-    }
-
-    // Adaptive chunks: about 2 ms of work each, from the rate measured so far; starts at one item.
-    std::size_t next_chunk_size() const {
-        if (fixed_) return fixed_;
-        const double secs = std::chrono::duration<double>(Clock::now() - start_).count();
-        if (finished_items_ == 0 || secs <= 0) return 1;
-        const double per_rank_rate = static_cast<double>(finished_items_) / secs / dispatcher_->computing_ranks();
-        return std::clamp<std::size_t>(static_cast<std::size_t>(per_rank_rate * 0.002), 1, 65536);
     }
 
     Pool& pool_;
@@ -765,22 +737,30 @@ private:
     Call call_;
     Held held_;
     std::optional<std::ranges::iterator_t<Inputs>> it_; // rank 0 only
-    std::size_t fixed_;
-    Clock::time_point start_;
+    detail::AdaptiveChunks sizes_;
+    detail::Clock::time_point start_;
+    std::unique_ptr<detail::Progress> progress_; // rank 0 only, if asked for
     std::optional<Dispatcher> dispatcher_;
     std::optional<Server> server_;
-    std::map<std::uint64_t, Chunk> settled_; // see settle()
-    std::deque<Chunk> ready_;
+    std::unordered_map<std::uint64_t, std::shared_ptr<Chunk>> out_;     // by chunk number: launched, not back
+    std::unordered_map<std::size_t, detail::mpi::Failure> failures_;     // by first item: to share
     std::vector<std::byte> message_;
-    std::size_t pos_ = 0;
-    std::uint64_t next_seq_ = 0;
-    std::uint64_t arrivals_ = 0;
     std::uint64_t taken_ = 0;
-    std::size_t finished_items_ = 0;
-    const R* current_ = nullptr;
-    std::exception_ptr current_error_;
+    std::uint64_t chunks_taken_ = 0;
+    std::uint64_t handed_out_ = 0;
     bool stopped_ = false;
     bool done_ = false;
+};
+
+/// The range imap and imap_unordered return: iterate it once, on every rank (or destroy it). Its
+/// loop (begin, end, finished and the iterator, whose dereference throws a failed chunk's
+/// RemoteError) is the one every pool's imap shares (detail/pool/lazy_range.hpp); `finished()` is
+/// true once every result has been handed out and the call has ended on this rank.
+template <class Item, class Call, class Range, bool Ordered>
+class Pool::LazyMap : public detail::LazyRange<typename Call::Result, Pool::ImapSource<Item, Call, Range, Ordered>, Ordered> {
+public:
+    LazyMap(Pool& pool, detail::mpi::CallId id, Call call, Range&& range, std::size_t chunksize)
+        : LazyMap::LazyRange(std::in_place, pool, id, std::move(call), std::forward<Range>(range), chunksize) {}
 };
 
 } // namespace mproc::mpi

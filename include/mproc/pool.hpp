@@ -14,7 +14,6 @@
 #include <atomic>
 #include <chrono>
 #include <cstddef>
-#include <deque>
 #include <exception>
 #include <functional>
 #include <iterator>
@@ -31,6 +30,8 @@
 
 #include "codec.hpp"
 #include "detail/deadline.hpp"
+#include "detail/pool/chunk_plan.hpp"
+#include "detail/pool/lazy_range.hpp"
 #include "detail/progress.hpp"
 #include "detail/worker_pool.hpp"
 #include "errors.hpp"
@@ -153,32 +154,6 @@ constexpr void check_starmap_callable() {
     }
 }
 
-/// Guided scheduling: big chunks first, shrinking towards the end so that the last, possibly
-/// costlier items are spread over every worker. An explicit chunksize is honoured as given.
-/// Automatic chunks are also capped at `max_chunk` items, chosen so that a chunk is encoded straight
-/// into the task ring rather than copied through a buffer and sent in fragments.
-class ChunkPlan {
-public:
-    ChunkPlan(std::size_t n, int workers, std::size_t chunksize, std::size_t max_chunk)
-        : remaining_(n), workers_(static_cast<std::size_t>(std::max(workers, 1))), fixed_(chunksize),
-          min_(std::max<std::size_t>(1, n / (static_cast<std::size_t>(std::max(workers, 1)) * 64))),
-          max_(std::max<std::size_t>(max_chunk, 1)) {}
-    /// The next chunk's size (0 when done).
-    std::size_t next() {
-        std::size_t c = fixed_ ? fixed_ : std::min(max_, std::max(min_, (remaining_ + 2 * workers_ - 1) / (2 * workers_)));
-        c = std::min(c, remaining_);
-        remaining_ -= c;
-        return c;
-    }
-
-private:
-    std::size_t remaining_;
-    std::size_t workers_;
-    std::size_t fixed_;
-    std::size_t min_;
-    std::size_t max_;
-};
-
 template <class R>
 using Outcome = std::variant<typename FutureSource<R>::Value, std::exception_ptr>;
 
@@ -294,6 +269,113 @@ struct MapSink {
     void failed(std::size_t i, std::exception_ptr e) { state->fail(base + i, std::move(e)); }
     std::function<void()> done() { return state->chunk_done(); }
 };
+
+/// imap's transport over the worker processes (see detail/pool/lazy_range.hpp): reads the inputs
+/// as the loop goes, keeps about two chunks per worker in flight, and waits on the pool for the next
+/// chunk to hand out. `Range` is a view of the inputs.
+template <class F, class Range, bool Ordered>
+class PoolImapSource {
+    using Item = std::remove_cvref_t<std::ranges::range_value_t<Range>>;
+    using Worker = ChunkTask<F, Item, false>;
+
+public:
+    using Result = typename Worker::Result;
+    using Chunks = LazyChunks<Result, Ordered>;
+    static_assert(!std::is_void_v<Result>, "mproc::Pool::imap: the function returns void; use apply_async for side effects");
+
+    PoolImapSource(std::shared_ptr<WorkerPool> pool, F f, Range inputs, MapOptions options, std::shared_ptr<Progress> progress,
+                   const char* op)
+        : pool_(std::move(pool)), f_(f), inputs_(std::move(inputs)), it_(std::ranges::begin(inputs_)), end_(std::ranges::end(inputs_)),
+          options_(options), progress_(std::move(progress)), op_(op), sizes_(options.chunksize) {}
+
+    const char* op() const noexcept { return op_; }
+
+    Pumped pump(Chunks& chunks, Deadline d) {
+        top_up(chunks);
+        if (chunks.idle()) {
+            if (input_error_) { // the items read before it are delivered: now the reading's own error
+                chunks.push_error(std::exchange(input_error_, nullptr));
+                return Pumped::more;
+            }
+            finish_progress();
+            return Pumped::end;
+        }
+        collect(chunks);
+        if (!chunks.has_ready() && !pool_->wait_until([&] { return chunks.next_settled() != nullptr; }, d)) return Pumped::timeout;
+        collect(chunks);
+        return Pumped::more;
+    }
+
+private:
+    // Where a chunk's items go: its outcomes, written under the pool's lock as they settle.
+    struct Sink {
+        std::shared_ptr<LazyChunk<Result>> chunk;
+        void result(std::size_t i, Result&& value) { chunk->results[i] = std::move(value); }
+        void failed(std::size_t i, std::exception_ptr e) { chunk->fail(i, std::move(e)); }
+        std::function<void()> done() {
+            chunk->settle();
+            return {};
+        }
+    };
+    using Task = Submission<Worker, F, std::vector<Item>, Result, Sink>;
+
+    void collect(Chunks& chunks) {
+        chunks.collect([&](LazyChunk<Result>& c) { sizes_.finished(c.count); });
+    }
+
+    void finish_progress() {
+        if (!progress_) return;
+        auto call = pool_->locked([&] { return progress_->finish(); });
+        if (call) call();
+    }
+
+    void top_up(Chunks& chunks) {
+        const std::size_t limit = 2 * static_cast<std::size_t>(pool_->processes());
+        bool sent = false;
+        while (chunks.in_flight() < limit && it_ != end_ && !input_error_) {
+            std::size_t want = sizes_.next(pool_->processes());
+            std::vector<Item> items;
+            items.reserve(std::min(want, AdaptiveChunks::max_items));
+            try {
+                for (; items.size() < want && it_ != end_; ++it_) items.push_back(*it_);
+            } catch (...) {
+                input_error_ = std::current_exception(); // raised after the results of the items before it
+            }
+            if (items.empty()) break;
+            auto chunk = chunks.launch(submitted_, items.size());
+            chunk->results.resize(items.size());
+            auto task = std::make_shared<Task>(f_, std::move(items), Sink{chunk});
+            task->count = chunk->count;
+            task->base = submitted_;
+            task->progress = progress_;
+            task->timeout = std::chrono::duration_cast<std::chrono::nanoseconds>(options_.timeout);
+            task->label = std::string("task (") + op_ + " items " + std::to_string(submitted_) + ".." +
+                          std::to_string(submitted_ + chunk->count - 1) + ")";
+            submitted_ += chunk->count;
+            pool_->submit(std::move(task), op_);
+            sent = true;
+        }
+        if (sent) pool_->flush();
+    }
+
+    std::shared_ptr<WorkerPool> pool_;
+    F f_;
+    Range inputs_; // a view: a reference to the caller's range, or the owner of a temporary one
+    std::ranges::iterator_t<Range> it_;
+    std::ranges::sentinel_t<Range> end_;
+    MapOptions options_;
+    std::shared_ptr<Progress> progress_;
+    const char* op_;
+    AdaptiveChunks sizes_;
+    std::size_t submitted_ = 0;
+    std::exception_ptr input_error_;
+};
+
+/// What Pool::LazyMap is built on: the shared lazy range over the pool's imap source.
+template <class F, class Range, bool Ordered, bool AsResults>
+using PoolLazyRange = LazyRange<typename PoolImapSource<F, Range, Ordered>::Result, PoolImapSource<F, Range, Ordered>, Ordered,
+                                std::conditional_t<AsResults, Result<typename PoolImapSource<F, Range, Ordered>::Result>,
+                                                   typename PoolImapSource<F, Range, Ordered>::Result>>;
 
 } // namespace detail
 
@@ -574,21 +656,14 @@ private:
         auto future = state->future;
         auto progress = make_progress(n, op);
         auto it = std::ranges::begin(inputs);
-        // Items are assumed to encode to about the first one's size (plus slack for varying sizes).
-        std::size_t item_bytes = n == 0 ? 1 : encoded_size(static_cast<const Item&>(*it)) + 1;
-        detail::ChunkPlan plan(n, processes(), options.chunksize, pool_->max_task_bytes() / (item_bytes + item_bytes / 4));
+        // Items are assumed to encode to about the first one's size.
+        std::size_t item_bytes = n == 0 ? 0 : encoded_size(static_cast<const Item&>(*it));
+        detail::ChunkPlan plan(n, processes(), options.chunksize, detail::chunk_cap(pool_->max_task_bytes(), item_bytes));
         std::size_t at = 0;
         std::vector<std::shared_ptr<detail::PoolTask>> tasks;
         for (std::size_t count = plan.next(); count != 0; at += count, count = plan.next()) {
             std::vector<Item> items;
-            if constexpr (std::ranges::forward_range<Range>) { // one copy (a memcpy for contiguous trivial items)
-                auto last = std::ranges::next(it, static_cast<std::ranges::range_difference_t<Range>>(count));
-                items.assign(it, last);
-                it = last;
-            } else {
-                items.reserve(count);
-                for (std::size_t k = 0; k < count; ++k, ++it) items.push_back(*it);
-            }
+            detail::take_items(it, count, items);
             auto task = std::make_shared<Task>(f, std::move(items), Sink{state, at});
             task->count = count;
             task->base = at;
@@ -616,217 +691,29 @@ private:
 };
 
 /// The range imap, imap_unordered and imap_results return: iterate it once, from one thread at a
-/// time (or call next_for). `Range` is a view of the inputs.
+/// time (or call next_for). `Range` is a view of the inputs. Its loop (begin, end, finished and the
+/// iterator) is the one every pool's imap shares (detail/pool/lazy_range.hpp).
 template <class F, class Range, bool Ordered, bool AsResults>
-class Pool::LazyMap {
-    using Item = std::remove_cvref_t<std::ranges::range_value_t<Range>>;
-    using Worker = detail::ChunkTask<F, Item, false>;
-    using R = typename Worker::Result;
-    static_assert(!std::is_void_v<R>, "mproc::Pool::imap: the function returns void; use apply_async for side effects");
-
-    // A chunk's outcomes, written under the pool's lock as its items settle; read once `settled`.
-    struct Chunk {
-        std::size_t count = 0;
-        std::atomic<bool> settled{false};
-        std::vector<R> results;
-        std::vector<std::exception_ptr> errors; // empty, or one per item (null where it succeeded)
-    };
-    struct Sink {
-        std::shared_ptr<Chunk> chunk;
-        void result(std::size_t i, R&& value) { chunk->results[i] = std::move(value); }
-        void failed(std::size_t i, std::exception_ptr e) {
-            if (chunk->errors.empty()) chunk->errors.resize(chunk->count);
-            chunk->errors[i] = std::move(e);
-        }
-        std::function<void()> done() {
-            chunk->settled.store(true, std::memory_order_release);
-            return {};
-        }
-    };
-    using Task = detail::Submission<Worker, F, std::vector<Item>, R, Sink>;
+class Pool::LazyMap : public detail::PoolLazyRange<F, Range, Ordered, AsResults> {
+    using Base = detail::PoolLazyRange<F, Range, Ordered, AsResults>;
 
 public:
     /// What the loop yields: R, or Result<R> for imap_results.
-    using value_type = std::conditional_t<AsResults, Result<R>, R>;
+    using value_type = typename Base::value_type;
 
     LazyMap(std::shared_ptr<detail::WorkerPool> pool, F f, Range inputs, MapOptions options, std::shared_ptr<detail::Progress> progress,
             const char* op)
-        : pool_(std::move(pool)), f_(f), inputs_(std::move(inputs)), it_(std::ranges::begin(inputs_)),
-          end_(std::ranges::end(inputs_)), options_(options), progress_(std::move(progress)), op_(op), start_(detail::Clock::now()) {}
-    LazyMap(const LazyMap&) = delete;
-    LazyMap& operator=(const LazyMap&) = delete;
-
-    class iterator {
-    public:
-        using value_type = LazyMap::value_type;
-        using difference_type = std::ptrdiff_t;
-        iterator() = default;
-        explicit iterator(LazyMap* m) : m_(m) { m_->advance(detail::Deadline::never()); }
-        const value_type& operator*() const { return m_->current(); }
-        const value_type* operator->() const { return &m_->current(); }
-        iterator& operator++() {
-            m_->advance(detail::Deadline::never());
-            return *this;
-        }
-        void operator++(int) { ++*this; }
-        friend bool operator==(const iterator& i, std::default_sentinel_t) { return i.m_->finished(); }
-
-    private:
-        LazyMap* m_ = nullptr;
-    };
-
-    iterator begin() { return iterator(this); }
-    std::default_sentinel_t end() { return {}; }
+        : Base(std::in_place, std::move(pool), f, std::move(inputs), options, std::move(progress), op) {}
 
     /// The next result, waiting at most `d`: nullopt once every result was handed out; throws
     /// TimeoutError if none came in time (call again to go on waiting), or the item's error (imap).
     template <class Rep, class Period>
     std::optional<value_type> next_for(std::chrono::duration<Rep, Period> d) {
-        if (!advance(detail::Deadline::after(d)))
-            throw TimeoutError(std::string("Pool::") + op_ + ": no result within the time given to next_for");
-        if (done_) return std::nullopt;
-        return current();
+        if (!this->advance(detail::Deadline::after(d)))
+            throw TimeoutError(std::string("Pool::") + this->source_.op() + ": no result within the time given to next_for");
+        if (this->finished()) return std::nullopt;
+        return this->current();
     }
-
-    /// True once every result has been handed out.
-    bool finished() const noexcept { return done_; }
-
-private:
-    const value_type& current() {
-        if constexpr (AsResults) {
-            current_result_ = current_error_ ? Result<R>(current_error_) : Result<R>(*current_);
-            return current_result_;
-        } else {
-            if (current_error_) std::rethrow_exception(current_error_);
-            return *current_;
-        }
-    }
-
-    // Moves to the next result: tops up the chunks in flight, then waits (until `d`) for the next one
-    // to hand out. Returns false if `d` passed first; the next call goes on from there.
-    bool advance(detail::Deadline d) {
-        if (!pending_advance_) {
-            current_error_ = nullptr;
-            current_ = nullptr;
-        }
-        pending_advance_ = true;
-        for (;;) {
-            if (!ready_.empty() && ready_pos_ < ready_.front()->count) {
-                Chunk& c = *ready_.front();
-                std::size_t i = ready_pos_++;
-                if (!c.errors.empty() && c.errors[i])
-                    current_error_ = c.errors[i];
-                else
-                    current_ = &c.results[i];
-                pending_advance_ = false;
-                return true;
-            }
-            if (!ready_.empty()) {
-                ready_.pop_front();
-                ready_pos_ = 0;
-                continue;
-            }
-            top_up();
-            if (in_flight_.empty()) {
-                pending_advance_ = false;
-                if (input_error_) { // the items read before it are delivered: now the reading's own error
-                    current_error_ = std::exchange(input_error_, nullptr);
-                    return true;
-                }
-                done_ = true;
-                finish_progress();
-                return true;
-            }
-            collect_settled();
-            if (ready_.empty() && !pool_->wait_until([&] { return next_settled() != nullptr; }, d)) return false;
-            collect_settled();
-        }
-    }
-
-    void finish_progress() {
-        if (!progress_) return;
-        auto call = pool_->locked([&] { return progress_->finish(); });
-        if (call) call();
-    }
-
-    Chunk* next_settled() {
-        if (Ordered) return in_flight_.front()->settled.load(std::memory_order_acquire) ? in_flight_.front().get() : nullptr;
-        for (auto& c : in_flight_)
-            if (c->settled.load(std::memory_order_acquire)) return c.get();
-        return nullptr;
-    }
-
-    void collect_settled() {
-        while (!in_flight_.empty()) {
-            Chunk* c = next_settled();
-            if (!c) return;
-            auto pos = std::find_if(in_flight_.begin(), in_flight_.end(), [&](auto& p) { return p.get() == c; });
-            finished_items_ += c->count;
-            ready_.push_back(std::move(*pos));
-            in_flight_.erase(pos);
-        }
-    }
-
-    // Adaptive chunks: about 2 ms of work each, from the rate measured so far; starts at one item.
-    std::size_t next_chunk_size() const {
-        if (options_.chunksize) return options_.chunksize;
-        double secs = std::chrono::duration<double>(detail::Clock::now() - start_).count();
-        if (finished_items_ == 0 || secs <= 0) return 1;
-        double per_worker_rate = static_cast<double>(finished_items_) / secs / pool_->processes();
-        return std::clamp<std::size_t>(static_cast<std::size_t>(per_worker_rate * 0.002), 1, 65536);
-    }
-
-    void top_up() {
-        const std::size_t limit = 2 * static_cast<std::size_t>(pool_->processes());
-        bool sent = false;
-        while (in_flight_.size() < limit && it_ != end_ && !input_error_) {
-            std::size_t want = next_chunk_size();
-            std::vector<Item> items;
-            items.reserve(std::min<std::size_t>(want, 65536));
-            try {
-                for (; items.size() < want && it_ != end_; ++it_) items.push_back(*it_);
-            } catch (...) {
-                input_error_ = std::current_exception(); // raised after the results of the items before it
-            }
-            if (items.empty()) break;
-            auto chunk = std::make_shared<Chunk>();
-            chunk->count = items.size();
-            chunk->results.resize(items.size());
-            auto task = std::make_shared<Task>(f_, std::move(items), Sink{chunk});
-            task->count = chunk->count;
-            task->base = submitted_;
-            task->progress = progress_;
-            task->timeout = std::chrono::duration_cast<std::chrono::nanoseconds>(options_.timeout);
-            task->label = std::string("task (") + op_ + " items " + std::to_string(submitted_) + ".." +
-                          std::to_string(submitted_ + chunk->count - 1) + ")";
-            submitted_ += chunk->count;
-            pool_->submit(std::move(task), op_);
-            in_flight_.push_back(std::move(chunk));
-            sent = true;
-        }
-        if (sent) pool_->flush();
-    }
-
-    std::shared_ptr<detail::WorkerPool> pool_;
-    F f_;
-    Range inputs_; // a view: a reference to the caller's range, or the owner of a temporary one
-    std::ranges::iterator_t<Range> it_;
-    std::ranges::sentinel_t<Range> end_;
-    MapOptions options_;
-    std::shared_ptr<detail::Progress> progress_;
-    const char* op_;
-    detail::Clock::time_point start_;
-    std::deque<std::shared_ptr<Chunk>> in_flight_;
-    std::deque<std::shared_ptr<Chunk>> ready_;
-    std::size_t ready_pos_ = 0;
-    std::size_t submitted_ = 0;
-    std::size_t finished_items_ = 0;
-    const R* current_ = nullptr;
-    std::exception_ptr current_error_;
-    std::exception_ptr input_error_;
-    Result<R> current_result_;
-    bool pending_advance_ = false;
-    bool done_ = false;
 };
 
 } // namespace mproc

@@ -1,5 +1,5 @@
-// Running user callbacks (a Future's done callbacks, a pool's progress callback) where an exception
-// must never escape into the library's own code.
+// Running user callbacks (a Future's done callbacks, a pool's on_progress) where an exception must
+// never escape into the library's own code.
 #pragma once
 
 #include <cstdio>
@@ -10,20 +10,23 @@
 
 namespace mproc::detail {
 
-/// Runs `calls` in order and clears them; one that throws is reported on stderr, never lost
-/// silently, and never stops the others.
-inline void run_callbacks(std::vector<std::function<void()>>& calls) noexcept {
-    for (auto& call : calls) {
+/// Runs a user's callback for `who` ("mproc::Pool", "mproc::Future"...): an exception from it is
+/// reported on stderr and ignored, so that user code never breaks a pool.
+inline void run_callback(const std::function<void()>& call, const char* who) noexcept {
+    try {
+        call();
+    } catch (...) {
         try {
-            call();
-        } catch (...) {
-            try {
-                auto e = describe_current_exception();
-                std::fprintf(stderr, "mproc: a callback threw %s: %s (ignored)\n", e.type.c_str(), e.message.c_str());
-            } catch (...) {
-            }
+            auto e = describe_current_exception();
+            std::fprintf(stderr, "%s: a callback threw %s: %s (ignored)\n", who, e.type.c_str(), e.message.c_str());
+        } catch (...) { // describing it failed too (out of memory): it is still ignored
         }
     }
+}
+
+/// Runs `calls` in order, each as run_callback does, and clears them.
+inline void run_callbacks(std::vector<std::function<void()>>& calls, const char* who = "mproc::Future") noexcept {
+    for (auto& call : calls) run_callback(call, who);
     calls.clear();
 }
 

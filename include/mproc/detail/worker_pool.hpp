@@ -71,6 +71,7 @@
 #include "posix/fork_hooks.hpp"
 #include "posix/process.hpp"
 #include "posix/terminal.hpp"
+#include "pool/calls.hpp"
 #include "pool_zygote.hpp"
 #include "progress.hpp"
 
@@ -255,10 +256,6 @@ F function_from_bytes(std::span<const std::byte> bytes) {
     return *std::launder(reinterpret_cast<F*>(storage));
 }
 
-/// What a void function's item gives back.
-template <class R>
-using Returned = std::conditional_t<std::is_void_v<R>, std::monostate, std::remove_cvref_t<R>>;
-
 /// apply(f, args...): one call, one item.
 template <class F, class... Args>
 class CallTask final : public PreparedTask {
@@ -270,12 +267,7 @@ public:
     }
     void run(TaskContext& out) override {
         try {
-            if constexpr (std::is_void_v<Result>) {
-                std::apply(f_, args_);
-                out.item_done(std::monostate{});
-            } else {
-                out.item_done(static_cast<const Result&>(std::apply(f_, args_)));
-            }
+            out.item_done(call_returned<F, std::tuple<Args...>, true>(f_, args_));
         } catch (...) {
             out.item_failed();
         }
@@ -286,20 +278,11 @@ private:
     std::tuple<Args...> args_;
 };
 
-/// Calls f(item) (Star = false) or f(get<0>(item), ...) (Star = true).
-template <class F, class Item, bool Star>
-decltype(auto) call_item(F& f, Item& item) {
-    if constexpr (Star)
-        return std::apply(f, item);
-    else
-        return f(item);
-}
-
 /// A chunk of map (Star = false) or starmap (Star = true): one item per element.
 template <class F, class Item, bool Star>
 class ChunkTask final : public PreparedTask {
 public:
-    using Result = std::remove_cvref_t<decltype(call_item<F, Item, Star>(std::declval<F&>(), std::declval<Item&>()))>;
+    using Result = std::remove_cvref_t<CallResult<F, Item, Star>>;
 
     ChunkTask(F f, std::vector<Item> items) : f_(f), items_(std::move(items)) {}
     static std::unique_ptr<PreparedTask> prepare(std::span<const std::byte> fn, std::span<const std::byte> args) {
@@ -791,7 +774,7 @@ private:
         deferred_.clear();
         lk.unlock();
         cv_.notify_all();
-        run_callbacks(calls);
+        run_callbacks(calls, "mproc::Pool");
     }
 
     // Under the lock, each supervision tick: progress shown with the items the workers finished but

@@ -43,6 +43,9 @@
 
 #include "../../codec.hpp"
 #include "../demangle.hpp"
+#include "../pool/calls.hpp"
+#include "../pool/chunk_plan.hpp"
+#include "../progress.hpp"
 #include "comm.hpp"
 
 namespace mproc::detail::mpi {
@@ -81,14 +84,14 @@ struct Header {
 };
 
 /// A task's exception, where it happened: travels to every rank so that all throw the same error.
+/// The exception itself is described as every pool describes one (ExceptionText).
 struct Failure {
     std::uint64_t index = 0; // the failing item's index within the call
     std::int32_t rank = 0;
-    std::string type;
-    std::string message;
+    ExceptionText error;
     template <class Archive>
     void serialize(Archive& ar) {
-        ar(index, rank, type, message);
+        ar(index, rank, error);
     }
 };
 
@@ -116,16 +119,7 @@ struct ChunkResults {
 };
 
 /// The exception being handled, as a Failure of item `index` on `rank`. Call inside a catch block.
-inline Failure current_failure(std::uint64_t index, int rank) {
-    Failure f{index, rank, current_exception_type(), "(not derived from std::exception)"};
-    try {
-        throw;
-    } catch (const std::exception& e) {
-        f.message = e.what();
-    } catch (...) {
-    }
-    return f;
-}
+inline Failure current_failure(std::uint64_t index, int rank) { return Failure{index, rank, describe_current_exception()}; }
 
 /// FNV-1a of a type's name: equal on every rank of the same program (lambdas included, whose
 /// mangled names are stable), different for different function, item or result types.
@@ -150,26 +144,14 @@ void pack(const Header& h, const T& payload, std::vector<std::byte>& out, const 
 
 inline std::span<const std::byte> payload_of(std::span<const std::byte> message) { return message.subspan(sizeof(Header)); }
 
-/// Calls f on each item (Star: f(std::get<0>(item), ...)); void results become std::monostate.
+/// The function of a call, as every rank holds it: f on each item (Star: f(std::get<0>(item), ...)),
+/// a void result as std::monostate (detail/pool/calls.hpp).
 template <class F, class Item, bool Star>
 struct ItemCall {
     F f;
-    static decltype(auto) invoke(F& f, Item& item) {
-        if constexpr (Star)
-            return std::apply(f, item);
-        else
-            return std::invoke(f, item);
-    }
-    using Raw = decltype(invoke(std::declval<F&>(), std::declval<Item&>()));
-    using Result = std::conditional_t<std::is_void_v<Raw>, std::monostate, std::remove_cvref_t<Raw>>;
-    Result operator()(Item& item) {
-        if constexpr (std::is_void_v<Raw>) {
-            invoke(f, item);
-            return {};
-        } else {
-            return invoke(f, item);
-        }
-    }
+    using Raw = CallResult<F, Item, Star>;
+    using Result = Returned<Raw>;
+    Result operator()(Item& item) { return call_returned<F, Item, Star>(f, item); }
 };
 
 struct NoPause {
@@ -209,38 +191,17 @@ std::optional<Failure> run_chunk(Call& call, std::vector<Item>& items, std::vect
     return std::nullopt;
 }
 
-/// Guided chunk sizes: large first, shrinking as the inputs run out so the last chunks, which decide
-/// when the call ends, are small and spread over every rank. A quarter of the remaining work per
-/// rank rather than the fork-based Pool's half: ranks may be unequal machines. An explicit chunksize
-/// is honoured as given.
-class GuidedChunks {
-public:
-    GuidedChunks(std::size_t n, int ranks, std::size_t chunksize, std::size_t max_chunk)
-        : remaining_(n), ranks_(static_cast<std::size_t>(std::max(ranks, 1))), fixed_(chunksize),
-          min_(std::max<std::size_t>(1, n / (ranks_ * 64))), max_(std::max<std::size_t>(1, max_chunk)) {}
-    bool more() const noexcept { return remaining_ > 0; }
-    std::size_t next() noexcept {
-        std::size_t c = fixed_ ? fixed_ : std::clamp((remaining_ + 4 * ranks_ - 1) / (4 * ranks_), min_, std::max(min_, max_));
-        c = std::min(c, remaining_);
-        remaining_ -= c;
-        return c;
-    }
+/// mpi::Pool's guided chunks (ChunkPlan's `shares`): a quarter of the remaining work per rank rather
+/// than the fork-based Pool's half, as ranks may be unequal machines.
+inline constexpr std::size_t guided_shares = 4;
 
-private:
-    std::size_t remaining_;
-    std::size_t ranks_;
-    std::size_t fixed_;
-    std::size_t min_;
-    std::size_t max_;
-};
-
-/// The most items an automatic chunk holds: about 16 MiB of encoded items, from the first one's size.
-inline std::size_t max_chunk_items(std::size_t item_bytes) {
-    return std::max<std::size_t>(1, (std::size_t{16} << 20) / (item_bytes + item_bytes / 4 + 1));
-}
+/// The most bytes of encoded items an automatic chunk holds (chunk_cap): 16 MiB.
+inline constexpr std::size_t max_chunk_bytes = std::size_t{16} << 20;
 
 /// The root's side of a call. Source: `bool more()` and `std::uint64_t take(std::vector<Item>&)`
 /// (fills a chunk, returns its first index). Sink: `void(Settled&)`, may move the results out.
+/// `progress` (may be null) counts the items as they settle, and those of the root's own chunk as
+/// it computes them.
 template <class Item, class R, class Call>
 class Dispatcher {
 public:
@@ -253,8 +214,8 @@ public:
         std::optional<Failure> failure;
     };
 
-    Dispatcher(const Communicator& comm, CallId id, Call& call, bool root_computes)
-        : comm_(comm), id_(id), call_(call), root_computes_(root_computes || comm.size() == 1),
+    Dispatcher(const Communicator& comm, CallId id, Call& call, bool root_computes, Progress* progress = nullptr)
+        : comm_(comm), id_(id), call_(call), root_computes_(root_computes || comm.size() == 1), progress_(progress),
           in_flight_(static_cast<std::size_t>(comm.size())), answered_(static_cast<std::size_t>(comm.size())),
           chunks_(static_cast<std::size_t>(comm.size())), items_(static_cast<std::size_t>(comm.size())) {
         assert(comm.rank() == 0);
@@ -382,7 +343,7 @@ private:
         } catch (...) {
             received_.failure = current_failure(out.first, in.source);
         }
-        sink(received_);
+        deliver(received_, sink);
         top_up(in.source, source, sink);
     }
 
@@ -396,16 +357,19 @@ private:
         own_.results.clear();
         own_.results.reserve(own_items_.size());
         std::optional<Failure> failure;
-        if (comm_.size() == 1)
+        if (comm_.size() == 1 && !progress_)
             failure = run_chunk(call_, own_items_, own_.results, first, 0, NoPause{});
         else
-            failure = run_chunk(call_, own_items_, own_.results, first, 0, [&] { poll(source, sink); });
+            failure = run_chunk(call_, own_items_, own_.results, first, 0, [&] {
+                if (comm_.size() > 1) poll(source, sink);
+                show_running(own_.results.size());
+            });
         own_.seq = seq;
         own_.first = first;
         own_.count = own_items_.size();
         own_.rank = 0;
         own_.failure = std::move(failure);
-        sink(own_);
+        deliver(own_, sink);
     }
 
     template <class Sink>
@@ -413,7 +377,30 @@ private:
         Settled s{seq, first, count, 0, {}, std::move(failure)};
         ++chunks_[0];
         items_[0] += count;
+        deliver(s, sink);
+    }
+
+    // A chunk settled: to the sink, and counted by the progress.
+    template <class Sink>
+    void deliver(Settled& s, Sink& sink) {
+        const std::size_t count = s.count;
         sink(s);
+        if (!progress_) return;
+        progress_->settled(count);
+        show(0);
+    }
+
+    // The progress with `running` items of the root's own chunk done (every 10 ms at most).
+    void show_running(std::size_t running) {
+        if (!progress_) return;
+        auto now = Clock::now();
+        if (now - last_shown_ < std::chrono::milliseconds(10)) return;
+        last_shown_ = now;
+        show(running);
+    }
+
+    void show(std::size_t running) {
+        if (auto call = progress_->tick(running)) run_callback(call, "mproc::mpi::Pool");
     }
 
     const char* op_label() const noexcept { return op_name(id_.op); }
@@ -422,6 +409,8 @@ private:
     CallId id_;
     Call& call_;
     bool root_computes_;
+    Progress* progress_;
+    Clock::time_point last_shown_{};
     std::vector<unsigned> in_flight_;
     std::vector<bool> answered_;
     std::vector<std::uint64_t> chunks_;
