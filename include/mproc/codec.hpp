@@ -75,6 +75,8 @@
 // writes (decode_into) of it.
 #pragma once
 
+#include "detail/cxx20.hpp" // first: mproc needs C++20, said in one line
+
 #include <cassert>
 #include <cstddef>
 #include <exception>

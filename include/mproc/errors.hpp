@@ -8,6 +8,8 @@
 // code() is the failed call's errno in std::system_category().
 #pragma once
 
+#include "detail/cxx20.hpp" // first: mproc needs C++20, said in one line
+
 #include <memory>
 #include <string>
 #include <system_error>

@@ -1,6 +1,8 @@
 // mproc/future.hpp — Future<R>, the result of work done in another process, and spawn().
 #pragma once
 
+#include "detail/cxx20.hpp" // first: mproc needs C++20, said in one line
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>

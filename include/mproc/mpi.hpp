@@ -37,6 +37,8 @@
 //     user's MPI traffic; that communicator aborts the job on any MPI error (MPI's default).
 #pragma once
 
+#include "detail/cxx20.hpp" // first: mproc needs C++20, said in one line
+
 #include <mpi.h>
 
 #include <chrono>

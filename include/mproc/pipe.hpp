@@ -11,6 +11,8 @@
 // A Connection is movable, not copyable, and not meant for use from several threads at once.
 #pragma once
 
+#include "detail/cxx20.hpp" // first: mproc needs C++20, said in one line
+
 #include <algorithm>
 #include <chrono>
 #include <cstddef>

@@ -10,6 +10,8 @@
 // workers supervised) while that thread waits in a pool call or on a future.
 #pragma once
 
+#include "detail/cxx20.hpp" // first: mproc needs C++20, said in one line
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>

@@ -2,6 +2,8 @@
 // queries cpu_count, current_process, parent_process and active_children.
 #pragma once
 
+#include "detail/cxx20.hpp" // first: mproc needs C++20, said in one line
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>

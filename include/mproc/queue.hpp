@@ -9,6 +9,8 @@
 // detail/message_ring.hpp for how). All calls are safe from several processes and threads at once.
 #pragma once
 
+#include "detail/cxx20.hpp" // first: mproc needs C++20, said in one line
+
 #include <chrono>
 #include <cstddef>
 #include <cstdint>

@@ -2,6 +2,8 @@
 // and Array). Construct before forking the processes that use them; reach them by reference.
 #pragma once
 
+#include "detail/cxx20.hpp" // first: mproc needs C++20, said in one line
+
 #include <algorithm>
 #include <atomic>
 #include <concepts>

@@ -38,6 +38,8 @@
 // forked children of the process that created or attached them.
 #pragma once
 
+#include "detail/cxx20.hpp" // first: mproc needs C++20, said in one line
+
 #include <bit>
 #include <chrono>
 #include <concepts>

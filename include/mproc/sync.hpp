@@ -13,6 +13,8 @@
 // not returned: bound such waits with try_acquire_for, or guard critical sections with a Lock.
 #pragma once
 
+#include "detail/cxx20.hpp" // first: mproc needs C++20, said in one line
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
