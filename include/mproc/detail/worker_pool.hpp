@@ -555,15 +555,9 @@ public:
         }
         zygote_.stop();
         stopped_ = true;
-        backlog_.clear();
-        auto pending = std::move(pending_);
-        pending_.clear();
-        for (auto& [id, p] : pending) {
-            if (p->settled < p->count)
-                settle_failed(*p, p->count - p->settled,
-                              std::make_exception_ptr(StateError("Pool::terminate: the pool was terminated before " + p->label + " finished")));
-            done(*p);
-        }
+        fail_all([](const PoolTask& p) {
+            return std::make_exception_ptr(StateError("Pool::terminate: the pool was terminated before " + p.label + " finished"));
+        });
         unlock_and_run_deferred(lk);
     }
 
@@ -744,6 +738,19 @@ private:
             }
         }
         if (task->settled >= task->count) finished(h.id);
+    }
+
+    // Under the lock: drops the backlog and fails every unsettled item of every task with
+    // error(task) (the pool cannot run them any more).
+    template <class Error>
+    void fail_all(Error&& error) {
+        backlog_.clear();
+        auto pending = std::move(pending_);
+        pending_.clear();
+        for (auto& [id, p] : pending) {
+            if (p->settled < p->count) settle_failed(*p, p->count - p->settled, error(*p));
+            done(*p);
+        }
     }
 
     // Under the lock: the next `n` items of `task` failed with `e`.
@@ -929,13 +936,7 @@ private:
     void initializer_failed(const RemoteError& e) {
         closed_ = true;
         broken_.emplace(e.type_name(), std::string("Pool: the initializer failed in worker ") + std::to_string(e.pid()) + ": " + e.what(), e.pid());
-        backlog_.clear();
-        auto pending = std::move(pending_);
-        pending_.clear();
-        for (auto& [id, p] : pending) {
-            settle_failed(*p, p->count - p->settled, std::make_exception_ptr(*broken_));
-            done(*p);
-        }
+        fail_all([&](const PoolTask&) { return std::make_exception_ptr(*broken_); });
     }
 
     // Under the lock: has the zygote reap the dead workers; false once it has gone (the pool is
@@ -961,16 +962,10 @@ private:
             if (it != pending_.end() && slot(i).running.load() == 1) salvage(i, *it->second);
         }
         const int code = zygote_.exitcode().value_or(0);
-        backlog_.clear();
-        auto pending = std::move(pending_);
-        pending_.clear();
-        for (auto& [id, p] : pending) {
-            if (p->settled < p->count)
-                settle_failed(*p, p->count - p->settled,
-                              std::make_exception_ptr(WorkerCrashed("Pool: " + p->label + " cannot finish: " + zygote_lost_, zygote_.pid(),
-                                                                    code < 0 ? -code : 0, code < 0 ? 0 : code)));
-            done(*p);
-        }
+        fail_all([&](const PoolTask& p) {
+            return std::make_exception_ptr(WorkerCrashed("Pool: " + p.label + " cannot finish: " + zygote_lost_, zygote_.pid(),
+                                                         code < 0 ? -code : 0, code < 0 ? 0 : code));
+        });
     }
 
     PoolConfig config_;
