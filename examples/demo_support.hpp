@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdarg>
+#include <cstddef>
 #include <cstdio>
 #include <cstring>
 #include <exception>
@@ -23,6 +24,9 @@ inline void pause(double seconds) { std::this_thread::sleep_for(std::chrono::dur
 
 /// `seconds` as the demo will really spend them.
 inline double scaled(double seconds) { return seconds * scale; }
+
+/// An int the demo counts with, as the std::size_t that SharedArray and std::vector are indexed by.
+inline std::size_t at(int i) { return static_cast<std::size_t>(i); }
 
 /// printf, then flush at once: with stdout on a pipe (as under ctest) each line then leaves in one
 /// write(), so lines from different processes never interleave mid-line.

@@ -45,9 +45,9 @@ int main(int argc, char** argv) {
         for (auto& p : procs) p.start();
         if (!demo::join_all(procs)) return 1;
         for (int i = 0; i < n; ++i) {
-            const int code = procs[i].exitcode().value();
+            const int code = procs[demo::at(i)].exitcode().value();
             demo::say("process %d (pid %d): exitcode %d (sum of 0..%lld mod 256 = %d)\n", i,
-                      static_cast<int>(procs[i].pid()), code, limit_of(i), expected_code(i));
+                      static_cast<int>(procs[demo::at(i)].pid()), code, limit_of(i), expected_code(i));
             check("exit code differs from the sum", code == expected_code(i));
         }
 

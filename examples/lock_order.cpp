@@ -28,9 +28,9 @@ int main(int argc, char** argv) {
 
             std::lock_guard g(lock);
             demo::say("process %d (pid %d) has the lock\n", i, static_cast<int>(::getpid()));
-            log[used.value()++] = i;
+            log[demo::at(used.value()++)] = i;
             demo::pause(hold(rng));
-            log[used.value()++] = i;
+            log[demo::at(used.value()++)] = i;
             demo::say("process %d releases the lock\n", i);
         };
 
@@ -43,11 +43,11 @@ int main(int argc, char** argv) {
         bool ok = used.load() == 2 * count;
         std::vector<int> times(count, 0);
         for (int k = 0; ok && k < count; ++k) {
-            const int a = log[2 * k], b = log[2 * k + 1];
-            ok = a == b && a >= 0 && a < count && ++times[a] == 1;
+            const int a = log[demo::at(2 * k)], b = log[demo::at(2 * k + 1)];
+            ok = a == b && a >= 0 && a < count && ++times[demo::at(a)] == 1;
         }
         demo::say("order of holders:");
-        for (int k = 0; k < used.load() && k < 2 * count; k += 2) demo::say(" %d", log[k]);
+        for (int k = 0; k < used.load() && k < 2 * count; k += 2) demo::say(" %d", log[demo::at(k)]);
         demo::say("\n");
         if (!ok) {
             demo::say("FAIL: the log is not %d distinct adjacent pairs:", count);

@@ -54,9 +54,9 @@ void consume(mproc::Queue<int>& queue, Ledger& ledger, int id) {
             break; // closed and drained: nothing more will come
         }
         demo::say("consumer %d took %d\n", id, item);
-        if (item >= 0 && item < items) std::atomic_ref<int>(ledger.times_taken[item]).fetch_add(1);
-        if (n < items) ledger.taken[(id - 1) * items + n] = item;
-        ledger.count[id - 1] = ++n;
+        if (item >= 0 && item < items) std::atomic_ref<int>(ledger.times_taken[demo::at(item)]).fetch_add(1);
+        if (n < items) ledger.taken[demo::at((id - 1) * items + n)] = item;
+        ledger.count[demo::at(id - 1)] = ++n;
         if (id == 1 && n == second_joins_after) ledger.second_may_join.set();
         demo::pause(1.0);
     }
@@ -117,13 +117,13 @@ int main(int argc, char** argv) {
             check(r.exitcode() == 0, "FAIL: %s exited with code %d\n", r.name().c_str(), r.exitcode().value());
 
         for (int i = 0; i < items; ++i)
-            check(ledger.times_taken[i] == 1, "FAIL: item %d was taken %d times\n", i, ledger.times_taken[i]);
+            check(ledger.times_taken[demo::at(i)] == 1, "FAIL: item %d was taken %d times\n", i, ledger.times_taken[demo::at(i)]);
         int total = 0;
         for (int c = 0; c < consumers; ++c) {
-            const int n = ledger.count[c];
+            const int n = ledger.count[demo::at(c)];
             total += n;
             for (int k = 1; k < n && k < items; ++k) {
-                const int before = ledger.taken[c * items + k - 1], now = ledger.taken[c * items + k];
+                const int before = ledger.taken[demo::at(c * items + k - 1)], now = ledger.taken[demo::at(c * items + k)];
                 check(before < now, "FAIL: consumer %d took %d after %d\n", c + 1, now, before);
             }
         }

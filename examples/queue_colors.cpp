@@ -9,6 +9,7 @@
 //   ./queue_colors [--quick]      (--quick: a color every 0.025 s)
 #include <algorithm>
 #include <chrono>
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <vector>
@@ -21,7 +22,7 @@ int main(int argc, char** argv) {
     using namespace std::chrono_literals;
     return demo::run(argc, argv, [] {
         const std::vector<std::string> colors{"red", "green", "blue", "black"};
-        const int n = static_cast<int>(colors.size());
+        const std::size_t n = colors.size();
 
         mproc::Queue<std::string> queue;
         mproc::SharedArray<int> popped(colors.size(), -1); // popped[i]: index in `colors` of the i-th pop
@@ -29,19 +30,19 @@ int main(int argc, char** argv) {
         std::vector<mproc::Process> procs;
         procs.emplace_back(mproc::ProcessOptions{.name = "popper"}, [&] {
             demo::say("[popper] waiting on the empty queue\n");
-            for (int i = 0; i < n; ++i) {
+            for (std::size_t i = 0; i < n; ++i) {
                 std::optional<std::string> color = queue.get_for(10s); // bounded: a lost item fails, not hangs
                 if (!color) {
                     demo::say("[popper] nothing arrived within 10 s\n");
                     return;
                 }
-                demo::say("[popper] item %d: popped %s\n", i + 1, color->c_str());
+                demo::say("[popper] item %zu: popped %s\n", i + 1, color->c_str());
                 popped[i] = static_cast<int>(std::find(colors.begin(), colors.end(), *color) - colors.begin());
             }
         });
         procs.emplace_back(mproc::ProcessOptions{.name = "pusher"}, [&] {
-            for (int i = 0; i < n; ++i) {
-                demo::say("[pusher] item %d: pushing %s\n", i + 1, colors[i].c_str());
+            for (std::size_t i = 0; i < n; ++i) {
+                demo::say("[pusher] item %zu: pushing %s\n", i + 1, colors[i].c_str());
                 queue.put(colors[i]);
                 demo::pause(0.25);
             }
@@ -51,11 +52,12 @@ int main(int argc, char** argv) {
 
         std::string order;
         bool same = true;
-        for (int i = 0; i < n; ++i) {
+        for (std::size_t i = 0; i < n; ++i) {
             const int k = popped[i];
+            const auto at = static_cast<std::size_t>(k);
             order += ' ';
-            order += k >= 0 && k < n ? colors[k] : "(none)";
-            same = same && k == i;
+            order += k >= 0 && at < n ? colors[at] : "(none)";
+            same = same && k >= 0 && at == i;
         }
         if (!same) {
             demo::say("FAIL: popped in another order:%s\n", order.c_str());

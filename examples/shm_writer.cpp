@@ -64,7 +64,7 @@ int main(int argc, char** argv) {
 
         double expected = 0;
         for (int i = 0; i < orders_count; ++i) {
-            const auto& [item, price] = price_list[i % price_list.size()];
+            const auto& [item, price] = price_list[demo::at(i) % price_list.size()];
             Order order{item, i % 3 + 1};
             orders.put(order);
             expected += price * order.quantity;

@@ -69,7 +69,7 @@ bool same_on_all_ranks(long long x) {
 
 bool same_on_all_ranks(const std::string& s) {
     std::uint64_t h = 1469598103934665603ull;
-    for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
+    for (const char c : s) h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ull;
     return same_on_all_ranks(static_cast<long long>(h >> 1)) && same_on_all_ranks(static_cast<long long>(s.size()));
 }
 

@@ -249,7 +249,7 @@ TEST_CASE("a get interrupted while the last put and close land takes the message
             int n = 0;
             try {
                 for (;;)
-                    if (auto m = qs[i]->try_get()) {
+                    if (auto m = qs[static_cast<std::size_t>(i)]->try_get()) {
                         if (!m->whole() || m->seq != static_cast<std::uint32_t>(i)) mproc::exit(7);
                         ++n;
                     }
@@ -263,8 +263,9 @@ TEST_CASE("a get interrupted while the last put and close land takes the message
     for (int i = 0; i < rounds; ++i) {
         test::poll_until([&] { return polling.load() >= i || !getter.is_alive(); });
         REQUIRE(stop(getter));
-        qs[i]->put(Checked::make(0, static_cast<std::uint32_t>(i), 8 + i % 64));
-        qs[i]->close();
+        Queue<Checked>& q = *qs[static_cast<std::size_t>(i)];
+        q.put(Checked::make(0, static_cast<std::uint32_t>(i), static_cast<std::size_t>(8 + i % 64)));
+        q.close();
         ::kill(getter.pid(), SIGCONT);
     }
     join_bounded(getter);

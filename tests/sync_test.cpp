@@ -203,7 +203,7 @@ struct OneCpu {
         REQUIRE(::sched_getaffinity(0, sizeof saved, &saved) == 0);
         cpu_set_t one;
         CPU_ZERO(&one);
-        for (int c = 0; c < CPU_SETSIZE; ++c)
+        for (std::size_t c = 0; c < std::size_t{CPU_SETSIZE}; ++c)
             if (CPU_ISSET(c, &saved)) {
                 CPU_SET(c, &one);
                 break;
@@ -538,7 +538,7 @@ TEST_CASE("a Barrier releases all parties together, with distinct indices, gener
             if (!idx) return;
             // Everyone of this generation has arrived before anyone leaves.
             if (arrived.load() < 4 * (gen + 1)) order_ok.store(0);
-            indices[gen * 4 + static_cast<std::size_t>(who)] = static_cast<int>(*idx);
+            indices[static_cast<std::size_t>(gen * 4 + who)] = static_cast<int>(*idx);
         }
     }, i);
     for (auto& p : ps) p.start();

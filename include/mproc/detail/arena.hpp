@@ -85,7 +85,7 @@ private:
         // allocations and frees of shared objects take it, never a lock or a queue operation.
         struct Guard {
             pthread_mutex_t* m;
-            explicit Guard(pthread_mutex_t* m) : m(m) { posix::robust_mutex_lock(m); }
+            explicit Guard(pthread_mutex_t* mutex) : m(mutex) { posix::robust_mutex_lock(m); }
             ~Guard() { posix::robust_mutex_unlock(m); }
         };
 

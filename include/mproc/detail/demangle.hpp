@@ -1,21 +1,17 @@
 // Readable type names: "std::runtime_error", not "St13runtime_error".
 #pragma once
 
-#include <cstdlib>
 #include <cxxabi.h>
 #include <exception>
-#include <memory>
 #include <string>
 #include <typeinfo>
+
+#include <boost/core/demangle.hpp>
 
 namespace mproc::detail {
 
 /// The demangled name of a type, or its mangled name if demangling fails.
-inline std::string demangle(const std::type_info& type) {
-    int status = 0;
-    std::unique_ptr<char, void (*)(void*)> out(abi::__cxa_demangle(type.name(), nullptr, nullptr, &status), std::free);
-    return status == 0 && out ? std::string(out.get()) : std::string(type.name());
-}
+inline std::string demangle(const std::type_info& type) { return boost::core::demangle(type.name()); }
 
 /// The type of the exception being handled, inside a catch block.
 inline std::string current_exception_type() {

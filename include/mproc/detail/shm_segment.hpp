@@ -124,14 +124,16 @@ inline std::uint64_t type_hash(std::string_view type) noexcept {
 }
 
 /// The object's name for shm_open: "/mproc.<name>".
-inline std::string system_path(std::string_view name) { return "/" + std::string(prefix) + std::string(name); }
+// Appended in order: `"/" + std::string(...)` draws a bogus -Wrestrict from g++ 12 at -O3.
+inline std::string system_path(std::string_view name) { std::string path("/"); path.append(prefix).append(name); return path; }
 inline std::string file_path(std::string_view name) {
     return std::string(posix::shm_directory) + system_path(name);
 }
 
 inline std::string quote_name(std::string_view name) {
     std::string out = "\"";
-    for (unsigned char c : name) {
+    for (const char ch : name) {
+        const auto c = static_cast<unsigned char>(ch);
         if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
             out += static_cast<char>(c);
         } else {

@@ -974,7 +974,7 @@ private:
     std::size_t buffer_bytes_ = 0;
     std::vector<std::unique_ptr<SharedBlock<WorkerSlot>>> slots_;
     std::vector<std::byte*> buffers_;
-    SharedBlock<std::atomic<std::uint64_t>> claims_{0}; // reservations ever made, for WorkerSlot::claim
+    SharedBlock<std::atomic<std::uint64_t>> claims_{std::uint64_t{0}}; // reservations ever made, for WorkerSlot::claim
     SharedBlock<CancelTable> cancelled_;
     Zygote zygote_; // after every shared block the workers use; before workers_: destroyed after them
     std::vector<std::unique_ptr<ZygoteWorker>> workers_;
