@@ -1,6 +1,7 @@
 #include "support.hpp"
 
 #include <mproc/pool.hpp>
+#include <mproc/spawn.hpp>
 
 #include <csignal>
 #include <algorithm>

@@ -1,7 +1,6 @@
 #include "support.hpp"
 
 #include <mproc/detail/posix/procfs.hpp>
-#include <mproc/detail/posix/spawn.hpp>
 #include <mproc/shared_memory.hpp>
 
 #include <algorithm>
@@ -18,6 +17,7 @@
 #include <vector>
 
 #include "shm_helpers/protocol.hpp"
+#include "shm_helpers/spawn_program.hpp"
 
 #ifndef MPROC_SHM_HELPER
 #error "MPROC_SHM_HELPER must name the shm_helper program (see tests/CMakeLists.txt)"
@@ -87,7 +87,7 @@ class Helper {
 public:
     explicit Helper(std::vector<std::string> args) {
         args.insert(args.begin(), "shm_helper");
-        pid_ = posix::spawn_program(MPROC_SHM_HELPER, args);
+        pid_ = test::spawn_program(MPROC_SHM_HELPER, args);
         pidfd_ = posix::pidfd_open(pid_);
     }
     Helper(const Helper&) = delete;

@@ -84,6 +84,7 @@
 #include <string>
 #include <vector>
 
+#include "detail/codec/bytes.hpp"
 #include "detail/codec/encoding.hpp"
 #include "detail/codec/kind.hpp"
 #include "detail/codec/type_name.hpp"
@@ -126,7 +127,7 @@ concept Serializable =
 /// Throws SerializationError only for a std::variant that is valueless by exception.
 template <Serializable T>
 std::size_t encoded_size(const T& value) {
-    return detail::codec::size_of(value);
+    return detail::codec::encoded_size(value);
 }
 
 /// Writes the encoding of `value` to `out`, which must have room for encoded_size(value) bytes (no
@@ -135,17 +136,14 @@ std::size_t encoded_size(const T& value) {
 /// shared memory. Throws SerializationError only for a std::variant valueless by exception.
 template <Serializable T>
 std::byte* encode_into(const T& value, std::byte* out) {
-    return detail::codec::write(value, out);
+    return detail::codec::encode_into(value, out);
 }
 
 /// The encoding of `value`, in a new buffer of exactly encoded_size(value) bytes.
 /// Throws std::bad_alloc, or SerializationError as encoded_size.
 template <Serializable T>
 std::vector<std::byte> encode(const T& value) {
-    std::vector<std::byte> out(encoded_size(value));
-    [[maybe_unused]] std::byte* end = encode_into(value, out.data());
-    assert(end == out.data() + out.size());
-    return out;
+    return detail::codec::encode(value);
 }
 
 /// Decodes `bytes`, which must hold exactly one encoded T, into `out`, reusing its storage where it
@@ -156,18 +154,13 @@ std::vector<std::byte> encode(const T& value) {
 /// Exceptions thrown by a serialize hook or by allocation pass through.
 template <Serializable T>
 void decode_into(std::span<const std::byte> bytes, T& out) {
-    detail::codec::Reader r(bytes, &detail::codec::type_name<T>);
-    detail::codec::read(r, out);
-    if (r.remaining() != 0) [[unlikely]]
-        r.fail(std::to_string(r.remaining()) + " byte(s) left over after the value (a message of another type?)");
+    detail::codec::decode_into(bytes, out);
 }
 
 /// Decodes `bytes`, which must hold exactly one encoded T. Throws as decode_into.
 template <Serializable T>
 T decode(std::span<const std::byte> bytes) {
-    T out{};
-    decode_into(bytes, out);
-    return out;
+    return detail::codec::decode<T>(bytes);
 }
 
 // The overloads below exist only to turn a use of a non-serializable type into a static_assert that

@@ -193,3 +193,18 @@ public:
 };
 
 } // namespace mproc
+
+namespace mproc::mpi {
+
+/// An MPI call of mproc::mpi::Pool returned an error (<mproc/mpi.hpp>). `code()` is the MPI error code;
+/// `what()` names the call and MPI's own description.
+class MPIError : public Error {
+public:
+    MPIError(int code, const std::string& what) : Error(what), code_(code) {}
+    int code() const noexcept { return code_; }
+
+private:
+    int code_;
+};
+
+} // namespace mproc::mpi

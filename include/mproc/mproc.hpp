@@ -14,5 +14,6 @@
 #include "process.hpp"
 #include "queue.hpp"
 #include "shared.hpp"
+#include "spawn.hpp"
 #include "sync.hpp"
 #include "version.hpp"

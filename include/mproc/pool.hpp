@@ -547,7 +547,7 @@ private:
         state->tasks.push_back(task);
         pool_->submit(std::move(task), "apply_async");
         pool_->flush();
-        return Future<R>(std::make_unique<detail::PoolFutureSource<R>>(pool_, state));
+        return detail::FutureAccess::make<R>(std::make_unique<detail::PoolFutureSource<R>>(pool_, state));
     }
 
 public:
@@ -682,7 +682,7 @@ private:
         pool_->locked([&] { state->chunk_done(); });
         pool_->flush();
         using V = typename State::Element;
-        return Future<std::vector<V>>(std::make_unique<detail::PoolFutureSource<std::vector<V>>>(pool_, future));
+        return detail::FutureAccess::make<std::vector<V>>(std::make_unique<detail::PoolFutureSource<std::vector<V>>>(pool_, future));
     }
 
     std::shared_ptr<detail::WorkerPool> pool_;

@@ -58,6 +58,7 @@
 #include "codec.hpp"
 #include "detail/message_ring.hpp"
 #include "detail/posix/shm.hpp"
+#include "detail/shm_params.hpp"
 #include "detail/shm_segment.hpp"
 #include "detail/shm_store.hpp"
 #include "errors.hpp"
@@ -86,15 +87,6 @@ struct AttachOptions {
     /// 0 (the default): a missing name fails at once.
     std::chrono::duration<double> wait{0};
 };
-
-namespace detail::shm {
-
-inline Segment::CreateParams params(const CreateOptions& o) { return {o.mode, o.unlink_on_close, o.replace_stale}; }
-inline Segment::AttachParams params(const AttachOptions& o, std::optional<std::size_t> size = std::nullopt) {
-    return {o.wait, size};
-}
-
-} // namespace detail::shm
 
 /// A block of bytes that unrelated processes share by name (Python's SharedMemory). Movable, not
 /// copyable; the destructor unmaps (and, in the creator, removes the name; see the top of this file).
@@ -260,7 +252,7 @@ private:
 /// encoding, a block of its size plus 16 to 32 bytes. When the next entry does not fit, the call
 /// throws ValueError naming the capacity and leaves the map as it was. free_bytes() tells what is left.
 template <class K, class V>
-    requires detail::shm::MapKey<K> && Serializable<V>
+    requires Serializable<K> && detail::shm::MapKey<K> && Serializable<V>
 class SharedMap {
     using Map = detail::shm::Map<K, V>;
     using Store = detail::shm::ContainerStore<Map>;
@@ -500,11 +492,38 @@ private:
     Store store_;
 };
 
+/// One mproc name in /dev/shm, as list_shared_memory() sees it.
+struct SharedMemoryInfo {
+    std::string name;            // as given to create(), without the "mproc." prefix
+    std::string path;            // "/dev/shm/mproc.<name>"
+    std::string holds;           // "SharedMemory", "NamedQueue<int>"...; empty while unknown
+    std::size_t size = 0;        // payload bytes (0 while unknown)
+    unsigned mode = 0;           // permission bits of the object
+    uid_t owner = 0;             // its owner's uid
+    pid_t creator_pid = 0;       // 0 while unknown
+    bool creator_alive = false;  // the creator (same pid and start time) still runs
+    bool kept = false;           // created with unlink_on_close = false
+    bool ready = false;          // the creator finished building it
+    /// "live" (creator running), "kept" (creator gone, kept on purpose), "stale" (creator gone),
+    /// "building" (creator running, not finished), "incomplete" (no header yet), "foreign" (under the
+    /// prefix but not an mproc segment), "unreadable" (another user's).
+    std::string state;
+    /// What remove_stale_shared_memory() removes: the creator is gone and the name is not kept, or
+    /// the segment was never finished (an "incomplete" one only when older than 10 s).
+    bool stale = false;
+};
+// What detail::shm::inspect fills, field for field (list_shared_memory copies it in this order).
+static_assert(sizeof(SharedMemoryInfo) == sizeof(detail::shm::SegmentInfo));
+
 /// The mproc names in /dev/shm whose name (after the "mproc." prefix) starts with `name_prefix`,
 /// with what each holds and whether it is stale (see SharedMemoryInfo). Reads headers only; never
 /// waits or changes anything. Throws OSError if /dev/shm cannot be read.
 inline std::vector<SharedMemoryInfo> list_shared_memory(std::string_view name_prefix = "") {
-    return detail::shm::list(name_prefix);
+    std::vector<SharedMemoryInfo> out;
+    for (detail::shm::SegmentInfo& i : detail::shm::list(name_prefix))
+        out.push_back({std::move(i.name), std::move(i.path), std::move(i.holds), i.size, i.mode, i.owner, i.creator_pid,
+                       i.creator_alive, i.kept, i.ready, std::move(i.state), i.stale});
+    return out;
 }
 
 /// Removes the stale names (creator gone; see SharedMemoryInfo::stale) whose name starts with
@@ -513,7 +532,7 @@ inline std::vector<SharedMemoryInfo> list_shared_memory(std::string_view name_pr
 /// removed too, a window of microseconds. Throws OSError if the system refuses.
 inline std::vector<std::string> remove_stale_shared_memory(std::string_view name_prefix = "") {
     std::vector<std::string> removed;
-    for (const SharedMemoryInfo& info : detail::shm::list(name_prefix))
+    for (const detail::shm::SegmentInfo& info : detail::shm::list(name_prefix))
         if (info.stale && detail::posix::shm_remove(detail::shm::system_path(info.name))) removed.push_back(info.name);
     return removed;
 }

@@ -1,5 +1,5 @@
 // expect: spawn: the function's return type is not serializable
-#include <mproc/future.hpp>
+#include <mproc/spawn.hpp>
 #include <string>
 class Opaque {  // private members, no serialize() hook: the codec cannot see inside
     std::string secret_ = "x";

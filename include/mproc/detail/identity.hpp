@@ -16,20 +16,18 @@
 #include "demangle.hpp"
 #include "posix/process.hpp"
 
-namespace mproc {
+namespace mproc::detail {
 
-/// A process's name and pid, as current_process() and active_children() report them.
-struct ProcessInfo {
+/// A process's name and pid (what mproc::ProcessRecord shows users).
+struct ProcessRecord {
     std::string name;
     pid_t pid = 0;
 };
 
-namespace detail {
-
-/// Implemented by Process; lets active_children() see and reap the live children.
+/// Implemented by ChildProcess; lets active_children() see and reap the live children.
 class ChildHandle {
 public:
-    virtual ProcessInfo info() const = 0;
+    virtual ProcessRecord info() const = 0;
     virtual bool poll_alive() = 0;
 
 protected:
@@ -47,7 +45,7 @@ public:
         std::lock_guard g(m_);
         return name_;
     }
-    std::optional<ProcessInfo> parent() {
+    std::optional<ProcessRecord> parent() {
         std::lock_guard g(m_);
         return parent_;
     }
@@ -69,14 +67,14 @@ public:
         std::lock_guard g(m_);
         std::erase(children_, c);
     }
-    std::vector<ProcessInfo> live_children() {
+    std::vector<ProcessRecord> live_children() {
         std::vector<ChildHandle*> children;
         {
             std::lock_guard g(m_);
             children = children_;
         }
         // Polling reaps exited children, which unregisters them: done without holding m_.
-        std::vector<ProcessInfo> out;
+        std::vector<ProcessRecord> out;
         for (ChildHandle* c : children)
             if (c->poll_alive()) out.push_back(c->info());
         return out;
@@ -85,7 +83,7 @@ public:
     /// Runs in a freshly forked child, which has one thread: forget the parent's children, become
     /// `name`, and reset the arena's ownership. Mutexes other parent threads may have held at the
     /// fork are constructed anew.
-    void become_child(std::string name, ProcessInfo parent) {
+    void become_child(std::string name, ProcessRecord parent) {
         new (&m_) std::mutex;
         children_.clear();
         parent_ = std::move(parent);
@@ -98,7 +96,7 @@ private:
     Identity() = default;
     std::mutex m_;
     std::string name_ = "MainProcess";
-    std::optional<ProcessInfo> parent_;
+    std::optional<ProcessRecord> parent_;
     std::vector<ChildHandle*> children_;
     int created_ = 0;
 };
@@ -123,11 +121,10 @@ inline void warn_if_threaded() {
 inline pid_t fork_named(const std::string& name) {
     warn_if_threaded();
     auto& self = Identity::instance();
-    ProcessInfo me{self.name(), posix::current_pid()};
+    ProcessRecord me{self.name(), posix::current_pid()};
     pid_t pid = posix::fork_child();
     if (pid == 0) self.become_child(name, std::move(me));
     return pid;
 }
 
-} // namespace detail
-} // namespace mproc
+} // namespace mproc::detail

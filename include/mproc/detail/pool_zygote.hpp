@@ -23,6 +23,7 @@
 #include <memory>
 #include <optional>
 #include <poll.h>
+#include <span>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -30,8 +31,9 @@
 #include <vector>
 
 #include "../errors.hpp"
-#include "../pipe.hpp"
-#include "../process.hpp"
+#include "channel.hpp"
+#include "child_process.hpp"
+#include "codec/bytes.hpp"
 #include "deadline.hpp"
 #include "posix/process.hpp"
 #include "posix/procfs.hpp"
@@ -127,10 +129,10 @@ public:
     void start(std::function<void(std::size_t)> worker) {
         worker_ = std::move(worker);
         owner_ = posix::current_pid();
-        auto [to_zygote, in_zygote] = Pipe<ZygoteMessage>();
-        to_zygote_.emplace(std::move(to_zygote));
-        in_zygote_.emplace(std::move(in_zygote));
-        process_.emplace(ProcessOptions{.name = "PoolZygote"}, [this] { serve(); });
+        auto [to_zygote, in_zygote] = posix::stream_socket_pair();
+        to_zygote_.emplace(to_zygote, true, true);
+        in_zygote_.emplace(in_zygote, true, true);
+        process_.emplace(bind_task([this] { serve(); }), "PoolZygote", false);
         process_->start();
         in_zygote_.reset();
     }
@@ -178,7 +180,7 @@ public:
         if (!process_ || owner_ != posix::current_pid() || stopped_) return;
         stopped_ = true;
         try {
-            if (!lost_) to_zygote_->send(request(Op::stop));
+            if (!lost_) send(*to_zygote_, request(Op::stop));
         } catch (...) { // gone already
         }
         lost_ = true;
@@ -204,17 +206,26 @@ private:
         return m;
     }
 
+    static void send(Channel& c, const ZygoteMessage& m) {
+        c.send_frame(codec::encoded_size(m), [&](std::byte* out) { codec::encode_into(m, out); });
+    }
+    static ZygoteMessage receive(Channel& c) {
+        ZygoteMessage m;
+        c.recv_frame("recv", [&](std::span<const std::byte> b) { codec::decode_into(b, m); });
+        return m;
+    }
+
     // One request, its reply; nullopt if the zygote is gone (never blocks on a dead zygote).
     std::optional<ZygoteMessage> ask(const ZygoteMessage& request) {
         if (lost_) return std::nullopt;
         try {
-            to_zygote_->send(request);
-            while (!to_zygote_->poll(liveness_tick))
+            send(*to_zygote_, request);
+            while (!to_zygote_->poll_until(Deadline::after(liveness_tick)))
                 if (!process_->is_alive()) {
                     lost_ = true;
                     return std::nullopt;
                 }
-            return to_zygote_->recv();
+            return receive(*to_zygote_);
         } catch (const EOFError&) {
             lost_ = true;
             return std::nullopt;
@@ -225,9 +236,9 @@ private:
     void settle_exit() noexcept {
         if (!process_ || owner_ != posix::current_pid() || process_->pid() == 0) return;
         try {
-            if (!process_->join_for(exit_grace)) {
-                process_->kill();
-                process_->join();
+            if (!process_->join_until(Deadline::after(exit_grace), "join_for")) {
+                process_->signal("kill", SIGKILL);
+                process_->join_until(Deadline::never(), "join");
             }
         } catch (...) {
         }
@@ -239,12 +250,12 @@ private:
         posix::ignore_signal(SIGINT); // Ctrl-C is for the parent; a dying parent takes the zygote along
         // The parent's handlers are not the zygote's; SIGCHLD by default keeps the workers' exit codes.
         for (int sig : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGTERM, SIGCHLD}) posix::default_signal(sig);
-        Connection<ZygoteMessage>& parent = *in_zygote_;
-        std::unordered_map<pid_t, Process> workers;
+        Channel& parent = *in_zygote_;
+        std::unordered_map<pid_t, ChildProcess> workers;
         for (;;) {
             ZygoteMessage m;
             try {
-                m = parent.recv();
+                m = receive(parent);
             } catch (const EOFError&) {
                 break;
             }
@@ -252,10 +263,11 @@ private:
             ZygoteMessage reply;
             if (m.op == static_cast<std::uint32_t>(Op::spawn)) {
                 try {
-                    Process p(ProcessOptions{.name = m.name, .daemon = true}, [this, slot = m.slot] {
-                        in_zygote_.reset();
-                        worker_(static_cast<std::size_t>(slot));
-                    });
+                    ChildProcess p(bind_task([this, slot = m.slot] {
+                                       in_zygote_.reset();
+                                       worker_(static_cast<std::size_t>(slot));
+                                   }),
+                                   m.name, true);
                     p.start();
                     reply.pid = p.pid();
                     workers.emplace(p.pid(), std::move(p));
@@ -264,7 +276,7 @@ private:
                     reply.message = e.what();
                 }
             } else if (auto it = workers.find(m.pid); m.op == static_cast<std::uint32_t>(Op::reap) && it != workers.end()) {
-                it->second.join(); // at once: the parent asks once the worker has exited, or after killing it
+                it->second.join_until(Deadline::never(), "join"); // at once: the parent asks once the worker has exited, or after killing it
                 reply.pid = m.pid;
                 reply.code = it->second.exitcode().value_or(0);
                 if (auto e = it->second.error()) {
@@ -274,21 +286,21 @@ private:
                 workers.erase(it);
             }
             try {
-                parent.send(reply);
+                send(parent, reply);
             } catch (const EOFError&) {
                 break;
             }
         }
         for (auto& [pid, w] : workers) {
-            if (w.is_alive()) w.kill();
-            w.join();
+            if (w.is_alive()) w.signal("kill", SIGKILL);
+            w.join_until(Deadline::never(), "join");
         }
     }
 
     std::function<void(std::size_t)> worker_;
-    std::optional<Connection<ZygoteMessage>> to_zygote_; // the parent's end
-    std::optional<Connection<ZygoteMessage>> in_zygote_; // the zygote's end
-    std::optional<Process> process_;
+    std::optional<Channel> to_zygote_; // the parent's end
+    std::optional<Channel> in_zygote_; // the zygote's end
+    std::optional<ChildProcess> process_;
     pid_t owner_ = 0;
     bool lost_ = false;
     bool stopped_ = false;

@@ -41,10 +41,10 @@
 #include "posix/shm.hpp"
 #include "wait.hpp"
 
-namespace mproc {
+namespace mproc::detail::shm {
 
-/// One mproc name in /dev/shm, as list_shared_memory() sees it.
-struct SharedMemoryInfo {
+/// One mproc name in /dev/shm: what mproc::SharedMemoryInfo shows (see there).
+struct SegmentInfo {
     std::string name;            // as given to create(), without the "mproc." prefix
     std::string path;            // "/dev/shm/mproc.<name>"
     std::string holds;           // "SharedMemory", "NamedQueue<int>"...; empty while unknown
@@ -64,9 +64,6 @@ struct SharedMemoryInfo {
     bool stale = false;
 };
 
-} // namespace mproc
-
-namespace mproc::detail::shm {
 
 /// Every name mproc creates starts with this, so the cleanup helper only ever touches mproc's own.
 inline constexpr std::string_view prefix = "mproc.";
@@ -184,8 +181,8 @@ struct Backoff {
 
 /// What the header of an existing object says; read-only, never waits. Returns nullopt if the name
 /// does not exist (any more).
-inline std::optional<SharedMemoryInfo> inspect(std::string_view name) {
-    SharedMemoryInfo info;
+inline std::optional<SegmentInfo> inspect(std::string_view name) {
+    SegmentInfo info;
     info.name = std::string(name);
     info.path = file_path(name);
     const std::string path = system_path(name);
@@ -236,7 +233,7 @@ inline std::optional<SharedMemoryInfo> inspect(std::string_view name) {
 
 /// Why a name is taken, for the error of a create that found it taken.
 inline std::string why_taken(std::string_view name) {
-    std::optional<SharedMemoryInfo> info;
+    std::optional<SegmentInfo> info;
     try {
         info = inspect(name);
     } catch (const Error&) {
@@ -525,8 +522,8 @@ struct SegmentHolder {
 };
 
 /// The mproc names in /dev/shm whose name (after "mproc.") starts with `name_prefix`.
-inline std::vector<SharedMemoryInfo> list(std::string_view name_prefix) {
-    std::vector<SharedMemoryInfo> out;
+inline std::vector<SegmentInfo> list(std::string_view name_prefix) {
+    std::vector<SegmentInfo> out;
     for (const std::string& file : posix::shm_names(std::string(prefix) + std::string(name_prefix)))
         if (auto info = inspect(std::string_view(file).substr(prefix.size()))) out.push_back(std::move(*info));
     return out;

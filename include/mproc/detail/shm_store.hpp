@@ -32,9 +32,9 @@
 #include <boost/interprocess/managed_external_buffer.hpp>
 #include <boost/interprocess/offset_ptr.hpp>
 
-#include "../codec.hpp"
 #include "../errors.hpp"
-#include "../sync.hpp"
+#include "codec/bytes.hpp"
+#include "shared_mutex.hpp"
 #include "shm_segment.hpp"
 
 namespace mproc::detail::shm {
@@ -66,7 +66,7 @@ public:
         if constexpr (std::is_same_v<T, std::string>) {
             view_ = v;
         } else {
-            encoded_ = encode(v);
+            encoded_ = codec::encode(v);
             view_ = std::string_view(reinterpret_cast<const char*>(encoded_.data()), encoded_.size());
         }
     }
@@ -104,7 +104,7 @@ T load_stored(const Stored<T>& slot) {
     } else if constexpr (std::is_same_v<T, std::string>) {
         return std::string(slot.data(), slot.size());
     } else {
-        return decode<T>(std::span<const std::byte>(reinterpret_cast<const std::byte*>(slot.data()), slot.size()));
+        return codec::decode<T>(std::span<const std::byte>(reinterpret_cast<const std::byte*>(slot.data()), slot.size()));
     }
 }
 
@@ -120,7 +120,7 @@ struct BlobLess {
 };
 
 template <class K>
-concept MapKey = Serializable<K> && (!stored_in_place<K> || std::totally_ordered<K>);
+concept MapKey = codec::is_serializable<K> && (!stored_in_place<K> || std::totally_ordered<K>);
 
 template <class K>
 using KeyLess = std::conditional_t<stored_in_place<K>, std::less<K>, BlobLess>;
@@ -163,10 +163,10 @@ private:
     std::conditional_t<stored_in_place<T>, Nothing, Bytes<T>> bytes_;
 };
 
-/// A Lock over a mutex placed in a segment (Lock's constructor for that is protected).
-class PlacedLock : public Lock {
+/// A Lock's mutex placed in a segment (SharedMutex's constructor for that is protected).
+class PlacedLock : public SharedMutex {
 public:
-    PlacedLock(pthread_mutex_t* placed, bool initialise, const char* kind) : Lock(placed, initialise, kind) {}
+    PlacedLock(pthread_mutex_t* placed, bool initialise, const char* kind) : SharedMutex(placed, initialise, false, kind) {}
 };
 
 /// One container C (a Map or a Vector) in a named segment, with its robust lock:

@@ -60,12 +60,11 @@
 #include <variant>
 #include <vector>
 
-#include "../codec.hpp"
 #include "../errors.hpp"
-#include "../process.hpp"
 #include "arena.hpp"
 #include "deadline.hpp"
 #include "callbacks.hpp"
+#include "codec/bytes.hpp"
 #include "demangle.hpp"
 #include "message_ring.hpp"
 #include "posix/fork_hooks.hpp"
@@ -230,9 +229,9 @@ private:
 
     void send_error(std::uint64_t items, const ExceptionText& e) {
         ResultHeader h{id_, ResultKind::error, me_, next_, items};
-        std::vector<std::byte> bytes(sizeof h + encoded_size(e));
+        std::vector<std::byte> bytes(sizeof h + codec::encoded_size(e));
         std::memcpy(bytes.data(), &h, sizeof h);
-        encode_into(e, bytes.data() + sizeof h);
+        codec::encode_into(e, bytes.data() + sizeof h);
         ring_.put_fragmented(bytes, Deadline::never());
     }
 
@@ -263,7 +262,7 @@ public:
     using Result = std::invoke_result_t<F&, Args&...>;
     CallTask(F f, std::tuple<Args...> args) : f_(f), args_(std::move(args)) {}
     static std::unique_ptr<PreparedTask> prepare(std::span<const std::byte> fn, std::span<const std::byte> args) {
-        return std::make_unique<CallTask>(function_from_bytes<F>(fn), decode<std::tuple<Args...>>(args));
+        return std::make_unique<CallTask>(function_from_bytes<F>(fn), codec::decode<std::tuple<Args...>>(args));
     }
     void run(TaskContext& out) override {
         try {
@@ -286,7 +285,7 @@ public:
 
     ChunkTask(F f, std::vector<Item> items) : f_(f), items_(std::move(items)) {}
     static std::unique_ptr<PreparedTask> prepare(std::span<const std::byte> fn, std::span<const std::byte> args) {
-        return std::make_unique<ChunkTask>(function_from_bytes<F>(fn), decode<std::vector<Item>>(args));
+        return std::make_unique<ChunkTask>(function_from_bytes<F>(fn), codec::decode<std::vector<Item>>(args));
     }
     void run(TaskContext& out) override {
         for (std::size_t i = out.first(); i < items_.size(); ++i) {
@@ -339,10 +338,10 @@ public:
     Submission(F f, Body body, Sink sink) : f_(f), body_(std::move(body)), sink_(std::move(sink)) {}
     TaskRunner runner() const override { return &Worker::prepare; }
     std::size_t fn_bytes() const override { return sizeof(F); }
-    std::size_t body_bytes() const override { return sizeof(F) + encoded_size(body_); }
+    std::size_t body_bytes() const override { return sizeof(F) + codec::encoded_size(body_); }
     void write_body(std::byte* out) const override {
         if constexpr (!std::is_empty_v<F>) std::memcpy(out, &f_, sizeof(F)); // an empty F's byte is padding
-        encode_into(body_, out + sizeof(F));
+        codec::encode_into(body_, out + sizeof(F));
     }
     void take_results(std::size_t first, std::size_t n, std::span<const std::byte> encoded) override {
         codec::Reader r(encoded, &codec::type_name<R>);
@@ -727,7 +726,7 @@ private:
         const std::size_t first = static_cast<std::size_t>(h.first), n = static_cast<std::size_t>(h.count);
         if (first + n <= task->settled) return; // delivered already (a worker died between flush and mark)
         if (h.kind == ResultKind::error) {
-            auto e = decode<ExceptionText>(payload);
+            auto e = codec::decode<ExceptionText>(payload);
             settle_failed(*task, first + n - task->settled, std::make_exception_ptr(RemoteError(e.type, e.message, h.worker_pid)));
         } else {
             try {

@@ -23,21 +23,6 @@
 
 #include "../../errors.hpp"
 
-namespace mproc::mpi {
-
-/// An MPI call returned an error (documented with <mproc/mpi.hpp>). `code()` is the MPI error code;
-/// `what()` names the call and MPI's own description.
-class MPIError : public Error {
-public:
-    MPIError(int code, const std::string& what) : Error(what), code_(code) {}
-    int code() const noexcept { return code_; }
-
-private:
-    int code_;
-};
-
-} // namespace mproc::mpi
-
 namespace mproc::detail::mpi {
 
 /// Throws MPIError("<call>: <MPI's error string>") unless rc is MPI_SUCCESS.

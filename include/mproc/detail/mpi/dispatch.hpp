@@ -41,7 +41,7 @@
 #include <variant>
 #include <vector>
 
-#include "../../codec.hpp"
+#include "../codec/bytes.hpp"
 #include "../demangle.hpp"
 #include "../pool/calls.hpp"
 #include "../pool/chunk_plan.hpp"
@@ -134,11 +134,11 @@ std::uint64_t signature_of() {
 /// per message (before allocating), SerializationError for a valueless variant.
 template <class T>
 void pack(const Header& h, const T& payload, std::vector<std::byte>& out, const char* what) {
-    const std::size_t size = sizeof h + encoded_size(payload);
+    const std::size_t size = sizeof h + codec::encoded_size(payload);
     byte_count(size, what);
     out.resize(size);
     std::memcpy(out.data(), &h, sizeof h);
-    [[maybe_unused]] std::byte* end = encode_into(payload, out.data() + sizeof h);
+    [[maybe_unused]] std::byte* end = codec::encode_into(payload, out.data() + sizeof h);
     assert(end == out.data() + out.size());
 }
 
@@ -337,9 +337,9 @@ private:
         received_.results.clear();
         try {
             if (h.failed)
-                received_.failure = decode<Failure>(payload_of(buffer_));
+                received_.failure = codec::decode<Failure>(payload_of(buffer_));
             else
-                decode_into(payload_of(buffer_), received_.results);
+                codec::decode_into(payload_of(buffer_), received_.results);
         } catch (...) {
             received_.failure = current_failure(out.first, in.source);
         }
@@ -450,7 +450,7 @@ public:
                 return Event::ready;
             case done_tag:
                 try {
-                    outcome = decode<Outcome>(payload_of(message));
+                    outcome = codec::decode<Outcome>(payload_of(message));
                 } catch (const std::exception& e) {
                     comm_.abort_job(std::string("mpi::Pool: the end-of-call message does not decode: ") + e.what());
                 }
@@ -485,7 +485,7 @@ private:
         results_.clear();
         std::optional<Failure> failure;
         try {
-            decode_into(payload_of(message), items_);
+            codec::decode_into(payload_of(message), items_);
             results_.reserve(items_.size());
         } catch (...) {
             failure = current_failure(h.first, comm_.rank());

@@ -1,4 +1,5 @@
-// Starting another program (posix_spawn): for processes that share memory by name, not by fork.
+// Starting another program (posix_spawn), for shared_memory_test: the helper process shares memory
+// with the test by name, not by fork. Test-only, so not installed with mproc's headers.
 #pragma once
 
 #include <csignal>
@@ -7,11 +8,11 @@
 #include <sys/types.h>
 #include <vector>
 
-#include "syscall.hpp"
+#include <mproc/detail/posix/syscall.hpp>
 
 extern char** environ;
 
-namespace mproc::detail::posix {
+namespace test {
 
 /// Starts the program at `path` with the arguments `args` (args[0] is, by convention, its name),
 /// the calling process's environment and standard streams, and no blocked signals. Returns its pid;
@@ -23,7 +24,7 @@ inline pid_t spawn_program(const std::string& path, const std::vector<std::strin
     argv.push_back(nullptr);
 
     posix_spawnattr_t attr;
-    check_pthread("posix_spawnattr_init", ::posix_spawnattr_init(&attr));
+    mproc::detail::posix::check_pthread("posix_spawnattr_init", ::posix_spawnattr_init(&attr));
     sigset_t none;
     sigemptyset(&none);
     ::posix_spawnattr_setsigmask(&attr, &none);
@@ -31,8 +32,8 @@ inline pid_t spawn_program(const std::string& path, const std::vector<std::strin
     pid_t pid = 0;
     int rc = ::posix_spawn(&pid, path.c_str(), nullptr, &attr, argv.data(), environ);
     ::posix_spawnattr_destroy(&attr);
-    if (rc != 0) throw_os_error("posix_spawn(" + path + ")", rc);
+    if (rc != 0) mproc::detail::posix::throw_os_error("posix_spawn(" + path + ")", rc);
     return pid;
 }
 
-} // namespace mproc::detail::posix
+} // namespace test
