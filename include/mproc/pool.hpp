@@ -399,9 +399,7 @@ public:
         if (options.processes < 0) throw ValueError("Pool: processes must be at least 1, got " + std::to_string(options.processes));
         if (options.task_timeout.count() < 0) throw ValueError("Pool: task_timeout must not be negative");
         int n = options.processes == 0 ? cpu_count() : options.processes;
-        pool_ = std::make_shared<detail::WorkerPool>(detail::PoolConfig{n, std::move(options.initializer), options.maxtasksperchild,
-                                                                        options.task_timeout, options.task_queue_bytes,
-                                                                        options.result_queue_bytes});
+        pool_ = std::make_shared<detail::WorkerPool>(n, std::move(options));
     }
     Pool(const Pool&) = delete;
     Pool& operator=(const Pool&) = delete;

@@ -25,12 +25,12 @@
 #include <poll.h>
 #include <span>
 #include <string>
-#include <thread>
 #include <unordered_map>
 #include <utility>
 #include <vector>
 
 #include "../errors.hpp"
+#include "backoff.hpp"
 #include "channel.hpp"
 #include "child_process.hpp"
 #include "codec/bytes.hpp"
@@ -330,11 +330,8 @@ inline void ZygoteWorker::join() {
         std::vector<pollfd> fds{{pidfd_, POLLIN, 0}};
         posix::poll_until(fds, Deadline::never());
     } else {
-        auto backoff = std::chrono::microseconds(50);
-        while (!exited()) {
-            std::this_thread::sleep_for(backoff);
-            backoff = std::min<std::chrono::microseconds>(backoff * 2, std::chrono::milliseconds(10));
-        }
+        Backoff backoff(std::chrono::microseconds(50), std::chrono::milliseconds(10));
+        while (!exited()) backoff.pause();
     }
     reap();
 }

@@ -34,7 +34,9 @@
 #include <vector>
 
 #include "../errors.hpp"
+#include "backoff.hpp"
 #include "deadline.hpp"
+#include "hash.hpp"
 #include "posix/memory.hpp"
 #include "posix/process.hpp"
 #include "posix/procfs.hpp"
@@ -114,11 +116,7 @@ struct Header {
 };
 static_assert(sizeof(Header) <= header_bytes);
 
-inline std::uint64_t type_hash(std::string_view type) noexcept {
-    std::uint64_t h = 0xcbf29ce484222325ULL; // FNV-1a
-    for (char c : type) h = (h ^ static_cast<unsigned char>(c)) * 0x100000001b3ULL;
-    return h;
-}
+inline std::uint64_t type_hash(std::string_view type) noexcept { return fnv1a(type); }
 
 /// The object's name for shm_open: "/mproc.<name>".
 // Appended in order: `"/" + std::string(...)` draws a bogus -Wrestrict from g++ 12 at -O3.
@@ -168,16 +166,9 @@ struct FdCloser {
     ~FdCloser() { posix::close_fd(fd); }
 };
 
-/// Sleeps a little longer each time, up to 20 ms, never past `d`: for waits that have nothing to
-/// sleep on (a name to appear, a creator to size its object).
-struct Backoff {
-    std::chrono::microseconds step{200};
-    void pause(Deadline d) {
-        auto left = d.is_never() ? Clock::duration(step) : d.at() - Clock::now();
-        std::this_thread::sleep_for(std::min<Clock::duration>(step, std::max(left, Clock::duration::zero())));
-        step = std::min<std::chrono::microseconds>(step * 2, std::chrono::milliseconds(20));
-    }
-};
+/// For waits that have nothing to sleep on (a name to appear, a creator to size its object): from
+/// 200 us up to 20 ms.
+inline Backoff name_backoff() noexcept { return Backoff(std::chrono::microseconds(200), std::chrono::milliseconds(20)); }
 
 /// What the header of an existing object says; read-only, never waits. Returns nullopt if the name
 /// does not exist (any more).
@@ -335,7 +326,7 @@ public:
         validate_name(name, op);
         const std::string path = system_path(name);
         const Deadline name_deadline = Deadline::after(p.wait);
-        Backoff backoff;
+        Backoff backoff = name_backoff();
         int fd = -1;
         for (;;) {
             try {
@@ -367,7 +358,7 @@ public:
         };
         // The creator sizes the object right after creating it, then writes the header.
         posix::ObjectStatus st;
-        for (backoff = Backoff{};; backoff.pause(build_deadline)) {
+        for (backoff = name_backoff();; backoff.pause(build_deadline)) {
             st = posix::object_status(fd, path);
             if (st.size >= header_bytes) break;
             if (build_deadline.expired()) throw never_built();
@@ -379,7 +370,7 @@ public:
         s.device_ = st.device;
         s.inode_ = st.inode;
         Header* h = s.header();
-        for (backoff = Backoff{};; backoff.pause(build_deadline)) {
+        for (backoff = name_backoff();; backoff.pause(build_deadline)) {
             std::uint64_t m = h->magic.load(std::memory_order_acquire);
             if (m == magic_value) break;
             if (m != 0) throw ValueError(op + ": " + quote_name(name) + " is not an mproc segment (its header is unknown)");

@@ -362,30 +362,25 @@ private:
     Sink sink_;
 };
 
-struct PoolConfig {
-    int processes;
-    std::function<void()> initializer;
-    std::size_t maxtasksperchild;
-    std::chrono::duration<double> task_timeout;
-    std::size_t task_queue_bytes;
-    std::size_t result_queue_bytes;
-};
-
 /// The parent's side of a pool: rings, workers, unsettled tasks. Shared (std::shared_ptr) by the
 /// Pool and its futures. Every member may be called from any thread of the process that built it;
 /// from any other process they throw StateError.
 class WorkerPool {
 public:
-    explicit WorkerPool(PoolConfig config)
-        : config_(std::move(config)), tasks_(config_.task_queue_bytes, 0, "Pool"),
-          results_(config_.result_queue_bytes, 0, "Pool"), owner_(posix::current_pid()) {
+    /// `processes` workers, configured by `options`, a PoolOptions (pool.hpp): its initializer,
+    /// maxtasksperchild, task_timeout, task_queue_bytes and result_queue_bytes, taken as they are.
+    template <class Options>
+    WorkerPool(int processes, Options&& options)
+        : processes_(processes), initializer_(std::move(options.initializer)), maxtasksperchild_(options.maxtasksperchild),
+          task_timeout_(options.task_timeout), tasks_(options.task_queue_bytes, 0, "Pool"),
+          results_(options.result_queue_bytes, 0, "Pool"), owner_(posix::current_pid()) {
         // A buffer's flush must travel as one record.
         buffer_bytes_ = results_.max_record_payload() - sizeof(ResultHeader);
-        for (int i = 0; i < config_.processes; ++i) {
+        for (int i = 0; i < processes_; ++i) {
             slots_.push_back(std::make_unique<SharedBlock<WorkerSlot>>());
             buffers_.push_back(static_cast<std::byte*>(Arena::instance().allocate(buffer_bytes_, 64)));
         }
-        workers_.resize(static_cast<std::size_t>(config_.processes));
+        workers_.resize(static_cast<std::size_t>(processes_));
         zygote_.start([this](std::size_t i) { worker_main(i); }); // after the slots: workers inherit them
         for (std::size_t i = 0; i < workers_.size(); ++i) start_worker(i);
     }
@@ -402,7 +397,7 @@ public:
         for (std::byte* b : buffers_) Arena::instance().deallocate(b);
     }
 
-    int processes() const noexcept { return config_.processes; }
+    int processes() const noexcept { return processes_; }
     /// The largest task that travels as one record, straight into shared memory.
     std::size_t max_task_bytes() const noexcept { return tasks_.max_record_payload() - sizeof(TaskHeader) - 64; }
 
@@ -585,7 +580,7 @@ private:
     std::uint64_t enqueue(std::shared_ptr<PoolTask> task, std::size_t first) {
         const std::uint64_t id = next_id_++;
         auto timeout = task->timeout.count() ? task->timeout
-                                             : std::chrono::duration_cast<std::chrono::nanoseconds>(config_.task_timeout);
+                                             : std::chrono::duration_cast<std::chrono::nanoseconds>(task_timeout_);
         TaskHeader h{id, task->runner(), task->fn_bytes(), first, task->count, static_cast<std::int64_t>(timeout.count())};
         const std::size_t size = sizeof h + task->body_bytes();
         auto write = [&](std::byte* out) {
@@ -636,7 +631,7 @@ private:
         posix::on_fork_child([] { worker_copy = true; });
         WorkerSlot& s = slot(i);
         const pid_t me = posix::current_pid();
-        if (config_.initializer) config_.initializer(); // an exception ends the worker; the parent reports it
+        if (initializer_) initializer_(); // an exception ends the worker; the parent reports it
         s.initialized.store(1);
         std::size_t tasks_done = 0;
         std::vector<std::byte> bytes;
@@ -677,7 +672,7 @@ private:
             }
             s.started_ns.store(0);
             s.task.store(0);
-            if (config_.maxtasksperchild != 0 && ++tasks_done >= config_.maxtasksperchild) return;
+            if (maxtasksperchild_ != 0 && ++tasks_done >= maxtasksperchild_) return;
         }
     }
 
@@ -823,7 +818,7 @@ private:
             auto it = id ? pending_.find(id) : pending_.end();
             if (it != pending_.end() && started != 0 && w.is_alive()) {
                 auto limit = it->second->timeout.count() ? it->second->timeout
-                                                         : std::chrono::duration_cast<std::chrono::nanoseconds>(config_.task_timeout);
+                                                         : std::chrono::duration_cast<std::chrono::nanoseconds>(task_timeout_);
                 if (limit.count() > 0 && Clock::now() - Clock::time_point(Clock::duration(started)) > limit) {
                     w.kill();
                     w.join();
@@ -923,7 +918,7 @@ private:
     }
 
     std::chrono::nanoseconds limit_of(const PoolTask& t) const {
-        return t.timeout.count() ? t.timeout : std::chrono::duration_cast<std::chrono::nanoseconds>(config_.task_timeout);
+        return t.timeout.count() ? t.timeout : std::chrono::duration_cast<std::chrono::nanoseconds>(task_timeout_);
     }
     static std::string seconds_text(std::chrono::nanoseconds d) {
         char buf[32];
@@ -967,7 +962,10 @@ private:
         });
     }
 
-    PoolConfig config_;
+    int processes_;
+    std::function<void()> initializer_; // run in each worker before its first task
+    std::size_t maxtasksperchild_;      // 0: no limit
+    std::chrono::duration<double> task_timeout_; // 0: no limit
     MessageRing tasks_;
     MessageRing results_;
     std::size_t buffer_bytes_ = 0;

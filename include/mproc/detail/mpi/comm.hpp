@@ -17,11 +17,11 @@
 #include <optional>
 #include <span>
 #include <string>
-#include <thread>
 #include <utility>
 #include <vector>
 
 #include "../../errors.hpp"
+#include "../backoff.hpp"
 
 namespace mproc::detail::mpi {
 
@@ -159,11 +159,8 @@ public:
     void sleeping_barrier() const {
         MPI_Request req = MPI_REQUEST_NULL;
         check(MPI_Ibarrier(comm_, &req), "MPI_Ibarrier");
-        auto pause = std::chrono::microseconds(10);
-        while (!test(req)) {
-            std::this_thread::sleep_for(pause);
-            pause = std::min(pause * 2, std::chrono::microseconds(1000));
-        }
+        Backoff backoff(std::chrono::microseconds(10), std::chrono::microseconds(1000));
+        while (!test(req)) backoff.pause();
     }
 
     /// Ends the whole job: prints `why` on stderr, then MPI_Abort. For states the ranks cannot agree

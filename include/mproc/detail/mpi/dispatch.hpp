@@ -43,6 +43,7 @@
 
 #include "../codec/bytes.hpp"
 #include "../demangle.hpp"
+#include "../hash.hpp"
 #include "../pool/calls.hpp"
 #include "../pool/chunk_plan.hpp"
 #include "../progress.hpp"
@@ -125,9 +126,7 @@ inline Failure current_failure(std::uint64_t index, int rank) { return Failure{i
 /// mangled names are stable), different for different function, item or result types.
 template <class T>
 std::uint64_t signature_of() {
-    std::uint64_t h = 1469598103934665603ull;
-    for (const char* p = typeid(T).name(); *p; ++p) h = (h ^ static_cast<unsigned char>(*p)) * 1099511628211ull;
-    return h;
+    return fnv1a(typeid(T).name());
 }
 
 /// [header][encoded payload] into `out`, reusing its capacity. Throws ValueError beyond MPI's 2 GiB

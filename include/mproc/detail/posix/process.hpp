@@ -17,6 +17,7 @@
 #include <thread>
 #include <unistd.h>
 
+#include "../backoff.hpp"
 #include "../deadline.hpp"
 #include "futex.hpp"
 #include "syscall.hpp"
@@ -99,7 +100,7 @@ inline std::optional<int> wait_exit(pid_t pid, int pidfd, Deadline deadline) {
         check_call("waitpid", [&] { return ::waitpid(pid, &status, 0); });
         return status;
     }
-    auto backoff = std::chrono::microseconds(50);
+    Backoff backoff(std::chrono::microseconds(50), std::chrono::milliseconds(10));
     for (;;) {
         if (auto st = try_reap(pid)) return st;
         auto left = deadline.at() - Clock::now();
@@ -109,8 +110,7 @@ inline std::optional<int> wait_exit(pid_t pid, int pidfd, Deadline deadline) {
             pollfd p{pidfd, POLLIN, 0};
             if (::ppoll(&p, 1, &ts, nullptr) < 0 && errno != EINTR) throw_os_error("ppoll(pidfd)", errno);
         } else {
-            std::this_thread::sleep_for(std::min<Clock::duration>(left, backoff));
-            backoff = std::min<std::chrono::microseconds>(backoff * 2, std::chrono::milliseconds(10));
+            backoff.pause(deadline);
         }
     }
 }
