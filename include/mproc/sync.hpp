@@ -31,6 +31,7 @@
 #include "detail/deadline.hpp"
 #include "detail/wait.hpp"
 #include "detail/posix/mutex.hpp"
+#include "detail/shared_layout.hpp"
 #include "detail/shared_mutex.hpp"
 #include "errors.hpp"
 
@@ -120,6 +121,9 @@ private:
         std::atomic<std::uint32_t> count;
         detail::WaitQueue q;
     };
+    // Placed in the arena, or in a named segment (state_size(), state_alignment()) that programs built
+    // apart map as well: a fixed layout, no stricter alignment than a segment's payload (64 bytes).
+    static_assert(detail::shareable_layout<State> && alignof(State) <= 64 && offsetof(State, q) == 4 && sizeof(State) == 12);
 
     static std::uint32_t check_initial(std::ptrdiff_t initial, const char* kind) {
         if (initial < 0 || static_cast<std::uint64_t>(initial) > max_value)
@@ -176,6 +180,7 @@ private:
         std::atomic<std::uint32_t> flag{0};
         detail::WaitQueue q;
     };
+    static_assert(detail::shareable_layout<State> && offsetof(State, q) == 4 && sizeof(State) == 12);
     bool wait_until(detail::Deadline d) const {
         return detail::await([this] { return is_set(); }, s_->q, d);
     }
@@ -251,6 +256,7 @@ private:
         std::atomic<std::uint64_t> taken{0};
         detail::WaitQueue q;
     };
+    static_assert(detail::shareable_layout<State> && offsetof(State, granted) % 8 == 0 && offsetof(State, taken) % 8 == 0);
     struct Guard {
         explicit Guard(State& s) : m(&s.mutex) { detail::posix::robust_mutex_lock(m); }
         ~Guard() { detail::posix::robust_mutex_unlock(m); }
@@ -375,6 +381,7 @@ private:
         std::atomic<std::uint32_t> word{0}; // generation << 1 | broken
         detail::WaitQueue q;
     };
+    static_assert(detail::shareable_layout<State> && offsetof(State, q) == offsetof(State, word) + 4);
     struct Guard {
         explicit Guard(Barrier& b) : m(&b.s_->mutex) {
             // Only the action, which runs under this mutex, can call in holding it already.

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstddef>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
@@ -23,6 +24,7 @@
 #include "identity.hpp"
 #include "posix/pipe.hpp"
 #include "posix/process.hpp"
+#include "shared_layout.hpp"
 
 namespace mproc::detail {
 
@@ -45,6 +47,9 @@ struct ExitReport {
         dst[n] = '\0';
     }
 };
+// Written by the child, read by the parent after the child's exit: the flag first, the texts after it.
+static_assert(shareable_layout<ExitReport> && offsetof(ExitReport, type_name) == sizeof(std::atomic<std::uint32_t>) &&
+              offsetof(ExitReport, message) == offsetof(ExitReport, type_name) + 256);
 
 /// The callable and its copied arguments, type-erased.
 class Task {

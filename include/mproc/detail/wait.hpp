@@ -5,7 +5,10 @@
 #include <climits>
 #include <cstdint>
 
+#include <cstddef>
+
 #include "deadline.hpp"
+#include "shared_layout.hpp"
 #include "posix/futex.hpp"
 
 namespace mproc::detail {
@@ -24,6 +27,8 @@ struct WaitQueue {
     std::atomic<std::uint32_t> seq{0};
     std::atomic<std::uint32_t> sleepers{0};
 };
+static_assert(shareable_layout<WaitQueue>);
+static_assert(offsetof(WaitQueue, seq) == 0 && sizeof(WaitQueue) == 8, "the futex word first, the count beside it");
 
 /// Iterations of the spin before sleeping. A sleep/wake pair costs ~10-50 µs on a VM; this spin
 /// (a few µs) catches a state change that is about to happen without burning a core when it is not.

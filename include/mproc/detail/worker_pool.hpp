@@ -44,6 +44,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
+#include <type_traits>
 #include <cstdint>
 #include <cstring>
 #include <deque>
@@ -66,6 +67,7 @@
 #include "callbacks.hpp"
 #include "codec/bytes.hpp"
 #include "demangle.hpp"
+#include "shared_layout.hpp"
 #include "message_ring.hpp"
 #include "posix/fork_hooks.hpp"
 #include "posix/process.hpp"
@@ -106,6 +108,14 @@ struct ResultHeader {
     std::uint64_t count;
 };
 
+// The headers travel through the rings by memcpy, between processes of the same program: trivially
+// copyable, and without padding (no uninitialised bytes copied into shared memory).
+static_assert(std::is_trivially_copyable_v<TaskHeader> && shareable_layout<TaskHeader>);
+static_assert(std::is_trivially_copyable_v<ResultHeader> && shareable_layout<ResultHeader>);
+static_assert(sizeof(TaskHeader) == 6 * 8 && offsetof(TaskHeader, item_timeout_ns) == 5 * 8);
+static_assert(offsetof(ResultHeader, kind) == 8 && offsetof(ResultHeader, worker_pid) == 12 &&
+              offsetof(ResultHeader, first) == 16 && sizeof(ResultHeader) == 32);
+
 /// One worker's shared state, written by the worker and read by the parent (while the worker runs,
 /// for timeouts and progress; after its death, to settle what it was doing).
 struct alignas(64) WorkerSlot {
@@ -121,6 +131,8 @@ struct alignas(64) WorkerSlot {
     std::atomic<std::uint64_t> buffer_first{0};
     std::atomic<std::uint64_t> buffer_used{0};
 };
+// One cache line per worker: a worker's stores to its slot never contend with another's.
+static_assert(shareable_layout<WorkerSlot> && alignof(WorkerSlot) == 64 && sizeof(WorkerSlot) == 64);
 
 /// The ids of tasks cancelled while on the task ring (the most recent 256): a worker that takes one
 /// drops it unrun. The parent writes an id here before it looks for a worker running the task, and a
@@ -136,6 +148,7 @@ struct CancelTable {
         return false;
     }
 };
+static_assert(shareable_layout<CancelTable> && offsetof(CancelTable, next) == CancelTable::size * 8);
 
 // True in a process that a task forked from a worker: such a copy must never touch the pool.
 inline bool worker_copy = false;

@@ -83,6 +83,9 @@ struct Header {
     std::uint32_t op;
     std::uint32_t failed; // RESULT: the payload is a Failure
 };
+// Copied byte for byte into MPI messages between ranks: no padding, the same offsets on every rank.
+static_assert(std::is_trivially_copyable_v<Header> && std::is_standard_layout_v<Header> && sizeof(Header) == 40 &&
+              offsetof(Header, op) == 32);
 
 /// A task's exception, where it happened: travels to every rank so that all throw the same error.
 /// The exception itself is described as every pool describes one (ExceptionText).
