@@ -7,6 +7,7 @@
 #include <cstring>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <set>
 #include <string>
 #include <sys/syscall.h>
@@ -189,6 +190,55 @@ TEST_CASE("interrupt() sends SIGINT") {
     join_bounded(p);
     CHECK(p.exitcode() == -SIGINT);
     CHECK_THROWS_WITH(p.interrupt(), Catch::Contains("already exited"));
+}
+
+namespace {
+std::atomic<int> usr2_seen{0};
+void on_usr2(int) { usr2_seen.fetch_add(1); }
+} // namespace
+
+// fork_child blocks every signal across fork() and the child's setup, then restores the caller's
+// mask in both processes: the child starts with the parent's mask and handlers, the parent keeps its
+// mask, and a signal sent as soon as start() returns is delivered, not lost while blocked.
+TEST_CASE("start() leaves the signal mask as it was in both processes and the child inherits the handlers") {
+    sigset_t usr1, before;
+    sigemptyset(&usr1);
+    sigaddset(&usr1, SIGUSR1);
+    REQUIRE(pthread_sigmask(SIG_BLOCK, &usr1, &before) == 0);
+    struct sigaction mine {}, old_usr2 {};
+    mine.sa_handler = on_usr2;
+    sigemptyset(&mine.sa_mask);
+    REQUIRE(sigaction(SIGUSR2, &mine, &old_usr2) == 0);
+
+    SharedValue<int> report(0); // bit 0: SIGUSR1 blocked, bit 1: SIGTERM not blocked, bit 2: our SIGUSR2 handler
+    Process p([&report] {
+        sigset_t now;
+        pthread_sigmask(SIG_BLOCK, nullptr, &now);
+        struct sigaction usr2 {};
+        sigaction(SIGUSR2, nullptr, &usr2);
+        report.value() = (sigismember(&now, SIGUSR1) == 1 ? 1 : 0) | (sigismember(&now, SIGTERM) == 0 ? 2 : 0) |
+                         (usr2.sa_handler == on_usr2 ? 4 : 0);
+    });
+    p.start();
+    join_bounded(p);
+    CHECK(p.exitcode() == 0);
+    CHECK(report.value() == 7);
+
+    sigset_t after;
+    REQUIRE(pthread_sigmask(SIG_BLOCK, nullptr, &after) == 0);
+    CHECK(sigismember(&after, SIGUSR1) == 1);
+    CHECK(sigismember(&after, SIGTERM) == 0);
+    CHECK(sigismember(&after, SIGUSR2) == 0);
+
+    Event never;
+    Process q([&] { never.wait_for(bound); });
+    q.start();
+    q.terminate(); // at once: it may still be inside fork_child, with every signal blocked
+    join_bounded(q);
+    CHECK(q.exitcode() == -SIGTERM);
+
+    sigaction(SIGUSR2, &old_usr2, nullptr);
+    pthread_sigmask(SIG_SETMASK, &before, nullptr);
 }
 
 TEST_CASE("close() releases a finished Process, refuses a running one, and later calls say it is closed") {

@@ -122,9 +122,7 @@ inline pid_t fork_named(const std::string& name) {
     warn_if_threaded();
     auto& self = Identity::instance();
     ProcessRecord me{self.name(), posix::current_pid()};
-    pid_t pid = posix::fork_child();
-    if (pid == 0) self.become_child(name, std::move(me));
-    return pid;
+    return posix::fork_child([&] { self.become_child(name, std::move(me)); });
 }
 
 } // namespace mproc::detail
