@@ -118,19 +118,7 @@ public:
     ChildProcess(const ChildProcess&) = delete;
     ChildProcess& operator=(const ChildProcess&) = delete;
 
-    // g++ 12 at -O3 reports -Warray-bounds ("array subscript 0 is outside array bounds of
-    // 'mproc::Process [0]'") here, when this destructor is inlined into the loop with which
-    // std::vector<Process>::_M_realloc_insert destroys the old elements of a vector that was empty:
-    // a known g++ 12 false positive of vector's reallocation (the loop runs zero times). Silenced for
-    // this one definition, for g++ only.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Warray-bounds"
-#endif
     ~ChildProcess() { finish(); }
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
 
     /// As Process::start().
     void start() {
