@@ -1,8 +1,11 @@
 #include "support.hpp"
 
 #include <mproc/queue.hpp>
+#include <mproc/detail/posix/memory.hpp>
+#include <mproc/detail/posix/procfs.hpp>
 
 #include <algorithm>
+#include <bit>
 #include <cstring>
 #include <memory>
 #include <numeric>
@@ -410,6 +413,47 @@ TEST_CASE("regression (fuzzer): a fragmented put of a small or empty message del
     CHECK(got == small);
 }
 
+TEST_CASE("regression (defect 2): a consumer killed between the fragments of a message leaves it whole in the queue") {
+    // The producer (this process) publishes the first fragment of a 3-fragment message, then stops
+    // for lack of room (put_in_steps). The victim takes a small message, reads that first fragment and
+    // waits for the next one; it is SIGKILLed there. The message must still come out whole; before
+    // the fix the victim had taken it with its first fragment, and it was lost.
+    detail::MessageRing ring(8192, 0, "test");
+    std::vector<std::byte> small(4000, std::byte{1}), big(5000);
+    for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<std::byte>(i * 7);
+    REQUIRE(ring.put_fragmented(small, detail::Deadline::never()));
+    std::size_t done = 0;
+    REQUIRE_FALSE(ring.put_in_steps(big, done, detail::Deadline::after(0s)));
+    REQUIRE(done > 0);
+    REQUIRE(done < big.size());
+    SharedValue<int> took_small(0);
+    Process victim([&] {
+        ring.get([&](std::span<const std::byte> b) { took_small.store(static_cast<int>(b.size())); }, detail::Deadline::never());
+        ring.get([](std::span<const std::byte>) { mproc::exit(5); }, detail::Deadline::never()); // never completes
+    });
+    victim.start();
+    REQUIRE(test::poll_until([&] { return took_small.load() == 4000; }));
+    REQUIRE(test::poll_until([&] {
+        auto st = detail::posix::process_stat(victim.pid());
+        return st && st->state == 'S'; // asleep in get, waiting for the second fragment
+    }));
+    victim.kill();
+    victim.join();
+    CHECK(victim.exitcode() == -SIGKILL);
+    // The consumer side is taken over from the dead consumer; the producer finishes its message.
+    std::vector<std::byte> got;
+    Process finisher([&] {
+        std::size_t sent = done;
+        while (!ring.put_in_steps(big, sent, detail::Deadline::after(bound))) {
+        }
+    });
+    finisher.start();
+    REQUIRE(ring.get([&](std::span<const std::byte> b) { got.assign(b.begin(), b.end()); }, detail::Deadline::after(bound)));
+    join_bounded(finisher);
+    CHECK(got == big);
+    CHECK(ring.size() == 0);
+}
+
 TEST_CASE("a corrupted record in shared memory is a SerializationError, not a wild read") {
     detail::MessageRing ring(4096, 0, "Queue");
     std::vector<std::byte> msg(100, std::byte{1});
@@ -419,6 +463,105 @@ TEST_CASE("a corrupted record in shared memory is a SerializationError, not a wi
     std::memcpy(data.data(), &huge, sizeof huge); // the record's size field
     CHECK_THROWS_AS(ring.get([](std::span<const std::byte>) {}, detail::Deadline::never()), SerializationError);
     CHECK_THROWS_WITH(ring.get([](std::span<const std::byte>) {}, detail::Deadline::never()), Catch::Contains("corrupted record"));
+}
+
+namespace {
+/// The byte offset of the 64-bit word that holds `value` followed by `next` in the ring's header:
+/// the test finds the capacity and maxsize fields by their contents, not by the ring's private layout.
+std::size_t find_words(std::span<std::byte> header, std::uint64_t value, std::uint64_t next) {
+    for (std::size_t i = 0; i + 16 <= header.size(); i += 8) {
+        std::uint64_t a, b;
+        std::memcpy(&a, header.data() + i, 8);
+        std::memcpy(&b, header.data() + i + 8, 8);
+        if (a == value && b == next) return i;
+    }
+    FAIL("field not found");
+    return 0;
+}
+} // namespace
+
+TEST_CASE("regression (defect 4): a process that overwrites the ring's capacity gets SerializationError, not a segfault") {
+    detail::MessageRing ring(4096, 7, "Queue");
+    std::vector<std::byte> msg(100, std::byte{1});
+    REQUIRE(ring.put_fragmented(msg, detail::Deadline::never()));
+    const std::size_t at = find_words(ring.header_for_testing(), 4096, 7);
+    for (std::uint64_t bad : {std::uint64_t{1} << 40, std::uint64_t{1} << 62, std::uint64_t{0}, std::uint64_t{4095}, std::uint64_t{8192}}) {
+        INFO("capacity overwritten with " << bad);
+        std::memcpy(ring.header_for_testing().data() + at, &bad, 8);
+        CHECK_THROWS_WITH(ring.put_fragmented(msg, detail::Deadline::never()), Catch::Contains("corrupted") && Catch::Contains("capacity"));
+        CHECK_THROWS_AS(ring.get([](std::span<const std::byte>) {}, detail::Deadline::never()), SerializationError);
+        if (bad != 8192 && bad != std::uint64_t{1} << 40) // a capacity no ring can have (NamedQueue checks the rest against its size)
+            CHECK_THROWS_AS(detail::MessageRing(detail::MessageRing::AttachTag{}, ring.header_for_testing().data(), "Queue"),
+                            SerializationError);
+    }
+    std::uint64_t good = 4096;
+    std::memcpy(ring.header_for_testing().data() + at, &good, 8);
+    std::uint64_t bad_max = 0;
+    std::memcpy(ring.header_for_testing().data() + at + 8, &bad_max, 8);
+    CHECK_THROWS_WITH(ring.put_fragmented(msg, detail::Deadline::never()), Catch::Contains("maxsize"));
+}
+
+TEST_CASE("every word of a ring's header overwritten with garbage: errors or timeouts, never a crash or a hang") {
+    // Each 8-byte word in turn (positions, counts, redo records, wait words, flags, the mutexes'
+    // words...) gets each garbage value; then timed puts and gets of small and fragmented messages
+    // run. Allowed outcomes: success, false (timed out), an mproc::Error. Not allowed: a crash, a
+    // wild read or write (ASan), a call that does not return.
+    const std::uint64_t garbage[] = {~std::uint64_t{0}, std::uint64_t{1} << 63, 0x4141414141414141ULL, 12345, 0};
+    std::size_t words = 0, errors = 0;
+    const std::size_t header_bytes = detail::MessageRing(4096, 0, "probe").header_for_testing().size();
+    for (std::size_t at = 0; at + 8 <= header_bytes; at += 8) {
+        for (std::uint64_t g : garbage) {
+            detail::MessageRing ring(4096, 0, "Queue");
+            std::vector<std::byte> small(40, std::byte{2}), big(3000, std::byte{3});
+            REQUIRE(ring.put_fragmented(small, detail::Deadline::never()));
+            REQUIRE(ring.put_fragmented(big, detail::Deadline::never()));
+            std::memcpy(ring.header_for_testing().data() + at, &g, 8);
+            ++words;
+            auto attempt = [&](auto&& op) {
+                try {
+                    op();
+                } catch (const Error&) {
+                    ++errors;
+                }
+            };
+            for (int i = 0; i < 3; ++i) {
+                attempt([&] { ring.get([](std::span<const std::byte>) {}, detail::Deadline::after(5ms)); });
+                attempt([&] { ring.put_fragmented(small, detail::Deadline::after(5ms)); });
+                attempt([&] { ring.put_fragmented(big, detail::Deadline::after(5ms)); });
+            }
+            (void)ring.size();
+            (void)ring.full();
+            ring.close();
+        }
+    }
+    CHECK(words > 40);
+    CHECK(errors > 0);
+}
+
+TEST_CASE("regression (defect 5): the memory of destroyed queues goes back to the system") {
+    // 60 queues of growing size (256 KiB to 16 MiB rings), each filled, then destroyed. Freed blocks
+    // are reused within a size, but each larger size needed fresh memory and the smaller ones stayed
+    // resident: before, RSS grew by ~32 MB here (the sum of the distinct ring sizes). Now the pages
+    // of a destroyed ring go back to the system.
+    auto fill_and_drop = [](std::size_t capacity) {
+        Queue<std::string> q(QueueOptions{.capacity_bytes = capacity});
+        const std::string body(1000, 'x');
+        while (q.try_put(body)) {
+        }
+    };
+    fill_and_drop(std::size_t{1} << 18); // warm up the allocator's first chunk
+    const std::size_t before = detail::posix::resident_bytes();
+    REQUIRE(before > 0);
+    std::size_t touched = 0;
+    for (std::size_t i = 0; i < 60; ++i) {
+        const std::size_t capacity = (i + 1) * (std::size_t{1} << 18); // 256 KiB to 15 MiB: rings of 7 sizes
+        fill_and_drop(capacity);
+        touched += std::bit_ceil(capacity);
+    }
+    const std::size_t after = detail::posix::resident_bytes();
+    INFO("RSS " << before / 1024 << " KiB -> " << after / 1024 << " KiB after touching " << touched / 1024 << " KiB of rings");
+    CHECK(touched > (std::size_t{100} << 20));
+    CHECK(after < before + (std::size_t{12} << 20));
 }
 
 TEST_CASE("a queue of 1 TiB or more is refused") {
