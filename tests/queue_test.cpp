@@ -454,6 +454,49 @@ TEST_CASE("regression (defect 2): a consumer killed between the fragments of a m
     CHECK(ring.size() == 0);
 }
 
+TEST_CASE("regression (kill storm flake): a room request withdrawn while a consumer holds fragments is no QueueClosed") {
+    // A consumer that holds the fragments of a message it is assembling wakes when the producer asks
+    // for room. Here the producer (this process) asks and withdraws at once, many times, with
+    // put_in_steps calls that give up immediately: each raises the request, wakes the consumer and
+    // lowers it again. A consumer that saw the request raised and then found it lowered took the ring
+    // for closed and empty, and its get threw QueueClosed on an open queue (the kill storm in
+    // fault_test lost its last message that way, 2 rounds in 180). Every message must arrive whole.
+    detail::MessageRing ring(4096, 0, "test");
+    constexpr int messages = 200;
+    std::vector<std::byte> big(5000); // 5 fragments; the first 3 fill the ring, the 4th must wait for room
+    for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<std::byte>(i * 13);
+    SharedValue<int> outcome(0); // 0 running, 1 all whole, 2 torn, 3 QueueClosed, 4 timed out
+    Process consumer([&] {
+        try {
+            for (int m = 0; m < messages; ++m) {
+                bool whole = false;
+                if (!ring.get([&](std::span<const std::byte> b) { whole = std::equal(b.begin(), b.end(), big.begin(), big.end()); },
+                              detail::Deadline::after(bound))) {
+                    outcome.store(4);
+                    return;
+                }
+                if (!whole) {
+                    outcome.store(2);
+                    return;
+                }
+            }
+            outcome.store(1);
+        } catch (const QueueClosed&) {
+            outcome.store(3);
+        }
+    });
+    consumer.start();
+    const auto give_up = std::chrono::steady_clock::now() + bound;
+    for (int m = 0; m < messages && outcome.load() == 0; ++m) {
+        std::size_t done = 0;
+        while (!ring.put_in_steps(big, done, detail::Deadline::after(0s)) && outcome.load() == 0 &&
+               std::chrono::steady_clock::now() < give_up) {
+        }
+    }
+    join_bounded(consumer);
+    CHECK(outcome.load() == 1);
+}
+
 TEST_CASE("a corrupted record in shared memory is a SerializationError, not a wild read") {
     detail::MessageRing ring(4096, 0, "Queue");
     std::vector<std::byte> msg(100, std::byte{1});

@@ -517,8 +517,7 @@ private:
             if (tail - head_seen_ > cap_ || cap_ - (tail - head_seen_) < need) {
                 head_seen_ = h_->get.pos.load(std::memory_order_acquire);
                 check_positions("put", head_seen_, tail);
-                // A stale head_seen_ (other producers have moved the tail on since) is refreshed too.
-            if (tail - head_seen_ > cap_ || cap_ - (tail - head_seen_) < need) {
+                if (tail - head_seen_ > cap_ || cap_ - (tail - head_seen_) < need) {
                     if (!flag.raised) { // seq_cst store, then notify(): pairs with the consumer's await
                         flag.raised = true;
                         flag.word.store(1);
@@ -541,8 +540,8 @@ private:
     // also returns room_wanted when the producer waits for room. While `assembling`, every 20 ms it
     // takes the producer side, whose recovery ends a dead producer's message with an ABORT record.
     Data wait_for_data(std::uint64_t pos, Deadline d, bool assembling, bool holding) {
-        // get.peer_pos is never behind pos: every path that returns ready leaves it at or past the
-        // record it announces, so the fast path below never reads bytes nobody published.
+        // tail_seen_ is never behind pos once this returns ready: every path that does leaves it past
+        // the record it announces, so check_record() never trusts bytes nobody published.
         auto ready = [&] {
             if (tail_seen_ > pos) return true;
             tail_seen_ = h_->put.pos.load();
@@ -555,20 +554,25 @@ private:
                 step = Deadline::after(std::chrono::milliseconds(20));
                 if (!d.is_never() && d.at() < step.at()) step = d;
             }
-            if (await(ready, h_->data, step)) break;
-            if (d.expired()) return Data::timed_out;
-            SideLock producer(*this, h_->put, Deadline::after(std::chrono::seconds(0)), "get");
+            if (!await(ready, h_->data, step)) {
+                if (d.expired()) return Data::timed_out;
+                SideLock producer(*this, h_->put, Deadline::after(std::chrono::seconds(0)), "get");
+                continue;
+            }
+            if (h_->closed.load() == closed_dropping)
+                throw QueueClosed(std::string(owner_) + "::get: the queue was shut down, dropping what it held");
+            // `ready` may have returned on `closed` alone while a last record was being published: take
+            // the tail again, into the cache, before reading past what the cache said.
+            if (tail_seen_ > pos) return Data::ready;
+            tail_seen_ = h_->put.pos.load();
+            if (tail_seen_ < pos || tail_seen_ - pos > cap_) check_positions("get", pos, tail_seen_);
+            if (tail_seen_ > pos) return Data::ready;
+            if (holding && h_->put.wants_room.load()) return Data::room_wanted;
+            if (h_->closed.load()) throw QueueClosed(std::string(owner_) + "::get: the queue is closed and empty");
+            // `ready` returned on a room request that is withdrawn now, the ring neither closed nor
+            // fed: its producer found room (a wait that ended, or a recovery that is about to write
+            // an ABORT record) and publishes next. Wait for that, not "closed and empty".
         }
-        if (h_->closed.load() == closed_dropping)
-            throw QueueClosed(std::string(owner_) + "::get: the queue was shut down, dropping what it held");
-        // `ready` may have returned on `closed` alone while a last record was being published: take
-        // the tail again, into the cache, before reading past what the cache said.
-        if (tail_seen_ > pos) return Data::ready;
-        tail_seen_ = h_->put.pos.load();
-        if (tail_seen_ < pos || tail_seen_ - pos > cap_) check_positions("get", pos, tail_seen_);
-        if (tail_seen_ > pos) return Data::ready;
-        if (holding && h_->put.wants_room.load()) return Data::room_wanted;
-        throw QueueClosed(std::string(owner_) + "::get: the queue is closed and empty");
     }
 
     Header* h_;
