@@ -5,6 +5,9 @@
 #include <mproc/detail/posix/procfs.hpp>
 
 #include <algorithm>
+#include <concepts>
+#include <optional>
+#include <type_traits>
 #include <bit>
 #include <cstring>
 #include <memory>
@@ -399,6 +402,68 @@ TEST_CASE("JoinableQueue: join_for times out while work is unfinished") {
     CHECK(q.get() == 1);
     q.task_done();
     CHECK(q.join_for(1s));
+}
+
+namespace {
+// What a user writes for "any queue of ints": before the fix a JoinableQueue bound to this
+// reference, and its puts went to Queue::put, which the JoinableQueue does not count.
+[[maybe_unused]] void produce_into(Queue<int>& q, int n) {
+    for (int i = 0; i < n; ++i) q.put(i);
+}
+// Generic code over queues reaches JoinableQueue's own calls, the counted ones.
+template <class Q>
+void produce_generic(Q& q, int n) {
+    for (int i = 0; i < n; ++i) q.put(i);
+}
+template <class Q>
+concept QueueLike = requires(Q& q, const int& v) {
+    q.put(v);
+    { q.put_for(v, 1ms) } -> std::same_as<bool>;
+    { q.try_put(v) } -> std::same_as<bool>;
+    { q.get() } -> std::same_as<int>;
+    { q.get_for(1ms) } -> std::same_as<std::optional<int>>;
+    { q.try_get() } -> std::same_as<std::optional<int>>;
+    { q.size() } -> std::same_as<std::size_t>;
+    { q.empty() } -> std::same_as<bool>;
+    { q.full() } -> std::same_as<bool>;
+    { q.maxsize() } -> std::same_as<std::size_t>;
+    { q.capacity_bytes() } -> std::same_as<std::size_t>;
+    q.close();
+    q.shutdown(true);
+    { q.closed() } -> std::same_as<bool>;
+};
+} // namespace
+
+TEST_CASE("regression: a JoinableQueue is not a Queue, so no put of it escapes the count that join() waits on") {
+    // Before: JoinableQueue derived from Queue and hid its non-virtual put(); passed as a Queue<T>&, its
+    // puts were not counted and join() returned while they were still being processed.
+    static_assert(!std::is_convertible_v<JoinableQueue<int>&, Queue<int>&>);
+    static_assert(!std::is_convertible_v<JoinableQueue<int>*, Queue<int>*>);
+    static_assert(!std::is_base_of_v<Queue<int>, JoinableQueue<int>>);
+    static_assert(QueueLike<Queue<int>> && QueueLike<JoinableQueue<int>>); // the same calls
+    JoinableQueue<int> q;
+    Event release;
+    SharedValue<int> processed(0);
+    Process consumer([&] {
+        for (int i = 0; i < 20; ++i) {
+            auto v = q.get_for(bound);
+            if (!v) mproc::exit(3);
+            if (i == 10 && !release.wait_for(bound)) mproc::exit(4); // half done: join() must still wait
+            processed.fetch_add(1);
+            q.task_done();
+        }
+    });
+    consumer.start();
+    Process producer([&] { produce_generic(q, 20); });
+    producer.start();
+    join_bounded(producer);
+    CHECK(q.unfinished() >= 10); // the consumer waits at the 11th
+    CHECK_FALSE(q.join_for(0s));
+    release.set();
+    CHECK(q.join_for(bound));
+    CHECK(processed.load() == 20);
+    join_bounded(consumer);
+    CHECK(consumer.exitcode() == 0);
 }
 
 TEST_CASE("regression (fuzzer): a fragmented put of a small or empty message delivers it") {
