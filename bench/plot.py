@@ -47,6 +47,18 @@ def load_text(meta):
     return f"load average {meta.get('load_before', '?')} before, {meta.get('load_after', '?')} after"
 
 
+def loaded(meta):
+    """True when the 1-minute load average reached 1 during the run: other processes held CPUs."""
+    samples = meta.get("load_samples") or []
+    try:
+        return max(samples) >= 1.0 if samples else float(str(meta.get("load_before", "0")).split()[0]) >= 1.0
+    except ValueError:
+        return False
+
+
+LOADED_NOTE = "LOADED MACHINE: other processes held the CPUs, so every speedup here understates an idle machine's"
+
+
 def caption(meta):
     return f"{meta.get('machine', '?')}; {meta.get('date', '?')}; {load_text(meta)}"
 
@@ -76,8 +88,10 @@ class Svg:
         d = f' stroke-dasharray="{dash}"' if dash else ""
         self.add(f'<line x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}" stroke="{color}" stroke-width="{width}"{d}/>')
 
-    def polyline(self, X, Y, pts, color, dash="", marker=True, width=2.5):
+    def polyline(self, X, Y, pts, color, dash="", marker=True, width=2.5, sort=False):
         pts = [(x, y) for x, y in pts if x is not None and y is not None and y > 0 and x > 0]
+        if sort:
+            pts.sort()
         if not pts:
             return
         d = f' stroke-dasharray="{dash}"' if dash else ""
@@ -88,9 +102,12 @@ class Svg:
             for x, y in pts:
                 self.add(f'<circle cx="{X(x):.1f}" cy="{Y(y):.1f}" r="4" fill="{color}"/>')
 
-    def caption(self, lines, y):
+    def caption(self, lines, y, meta=None):
+        if meta is not None and loaded(meta):
+            lines = lines + [LOADED_NOTE]
         for i, s in enumerate(lines):
-            self.text(self.w / 2, y + i * 17, s, anchor="middle", size=12, color="#333")
+            warn = s == LOADED_NOTE
+            self.text(self.w / 2, y + i * 17, s, anchor="middle", size=12, color="#b00" if warn else "#333", bold=warn)
 
     def legend(self, entries, x, y, step):
         for i, (color, dash, label) in enumerate(entries):
@@ -148,7 +165,7 @@ def svg_workers(d, meta):
     ss, fa = d["sum_square"], d["factorial"]
     workers = d["workers"]
     ncpu = meta.get("cpus", len(workers))
-    svg = Svg(980, 560, f"sum_square(0..{compare.SUM_SQUARE_COUNT - 1}) by Pool(w).map: mproc and Python, "
+    svg = Svg(980, 580, f"sum_square(0..{compare.SUM_SQUARE_COUNT - 1}) by Pool(w).map: mproc and Python, "
                         f"on {ncpu} CPUs")
     times = [t for t in [ss["mproc_serial"], ss["python_serial"]] + list(ss["mproc_pool"].values())
              + list(ss["python_pool"].values()) if t]
@@ -170,16 +187,25 @@ def svg_workers(d, meta):
                   lambda v: f"{v:g}×")
     ideal = [(w, float(min(w, ncpu))) for w in workers]
     svg.polyline(X2, Y2, ideal, "#888", dash="2,4", marker=False, width=1.5)
-    svg.text(X2(1) + 8, Y2(1.0) - 8, "ideal: min(w, CPUs)", color="#666")
+    svg.text(X2(workers[-1]) - 4, Y2(ideal[-1][1]) + 18, "ideal: min(w, CPUs)", anchor="end", color="#666")
+    if workers[-1] > ncpu:  # more workers than CPUs: shaded, the speedup can only flatten there
+        for x0, XX, YY in ((110, X, None), (590, X2, None)):
+            left = XX(ncpu + 0.5)
+            svg.add(f'<rect x="{left:.1f}" y="70" width="{x0 + 340 - left:.1f}" height="300" fill="#000" '
+                    'fill-opacity="0.05"/>')
+            svg.text(left + 6, 86, f"w > {ncpu} CPUs", color="#666", size=11)
     if 2 in workers:
         svg.line(X2(2) - 16, Y2(1.9), X2(2) + 16, Y2(1.9), "#9467bd", 3)
     for who in ("mproc", "python"):
         pts = [(w, ss[f"{who}_speedup"][w]) for w in workers]
         svg.polyline(X2, Y2, pts, COLORS[who])
         svg.polyline(X2, Y2, [(w, fa[f"{who}_speedup"][w]) for w in workers], COLORS[who], dash="3,3", width=1.8)
-        for w, v in pts:
+    for w in workers:  # the sum_square speedups beside their points: the higher one above, the other below
+        m, p = ss["mproc_speedup"][w], ss["python_speedup"][w]
+        for who, v, other in (("mproc", m, p), ("python", p, m)):
             if v:
-                svg.text(X2(w) + 9, Y2(v) + (-9 if who == "mproc" else 17), f"{v:.2f}×", color=COLORS[who], bold=True)
+                above = other is None or v > other or (v == other and who == "mproc")
+                svg.text(X2(w) + 8, Y2(v) + (-10 if above else 20), f"{v:.2f}×", color=COLORS[who], bold=True)
     svg.legend([(COLORS["mproc"], "", "mproc Pool(w).map"), (COLORS["mproc"], "7,5", "mproc serial loop"),
                 (COLORS["mproc"], "3,3", "mproc factorial speedup")], 40, 440, 310)
     svg.legend([(COLORS["python"], "", "Python Pool(w).map"), (COLORS["python"], "7,5", "Python serial loop"),
@@ -188,7 +214,7 @@ def svg_workers(d, meta):
     svg.text(860, 422, "target 1.9×")
     svg.caption([caption(meta),
                  f"sum_square(n) = Σ i² for i < n, n = 0..{compare.SUM_SQUARE_COUNT - 1}; pools built before timing; "
-                 f"mproc: median of interleaved repetitions, Python: median of {meta.get('repeat', '?')} runs"], 500)
+                 f"mproc: median of interleaved repetitions, Python: median of {meta.get('repeat', '?')} runs"], 500, meta)
     return svg.done()
 
 
@@ -225,7 +251,7 @@ def payoff(rows, side, serial_key, level=1.0):
 def svg_grain(d, meta):
     rows = grain_rows(d)
     ncpu = meta.get("cpus", "?")
-    svg = Svg(1000, 600, f"map over N tasks of t each, 2 ways on {ncpu} CPUs: where processes pay off")
+    svg = Svg(1000, 630, f"map over N tasks of t each, 2 ways on {ncpu} CPUs: where processes pay off")
     sides = [("threads2", "serial", COLORS["threads"], "two std::threads (one process)"),
              ("mproc_pool2", "serial", COLORS["mproc"], "mproc Pool(2).map"),
              ("python_pool2", "python_serial", COLORS["python"], "Python multiprocessing Pool(2).map")]
@@ -244,11 +270,13 @@ def svg_grain(d, meta):
                 log_ticks(ylo, yhi, (1,)), short_time, short_time)
     # the diagonal t/2: a "pool" that ran everything on one CPU would cost this much beyond the split
     svg.polyline(X, Y, [(xlo, xlo / 2), (xhi, xhi / 2)], "#999", dash="2,4", marker=False, width=1.5)
-    svg.text(X(xhi) - 6, Y(xhi / 2) + 16, "t/2: no parallelism", anchor="end", color="#666")
+    xl = 10 ** (math.log10(xlo) + 0.72 * (math.log10(xhi) - math.log10(xlo)))
+    if ylo < xl / 2 < yhi:
+        svg.text(X(xl) + 8, Y(xl / 2) + 14, "t/2: no parallelism", color="#666")
     for side, serial_key, color, _ in sides:
         pts = [(r[serial_key], max(r[side + "_overhead"], ylo)) for r in rows
                if r[serial_key] and r[side + "_overhead"] is not None]
-        svg.polyline(X, Y, pts, color)
+        svg.polyline(X, Y, pts, color, sort=True)
 
     sp = [r[s + "_speedup"] for r in rows for s, *_ in sides if r[s + "_speedup"]]
     ymax = max(2.5, math.ceil(max(sp + [0]) * 2 + 0.5) / 2)
@@ -260,7 +288,7 @@ def svg_grain(d, meta):
     svg.line(590, Y2(2), 950, Y2(2), "#999", 1.5, "2,4")
     svg.text(596, Y2(2) - 6, "ideal on 2 CPUs", color="#666")
     for side, serial_key, color, _ in sides:
-        svg.polyline(X2, Y2, [(r[serial_key], r[side + "_speedup"]) for r in rows], color)
+        svg.polyline(X2, Y2, [(r[serial_key], r[side + "_speedup"]) for r in rows], color, sort=True)
         x1 = payoff(rows, side, serial_key)
         if x1:
             svg.line(X2(x1), Y2(1) - 7, X2(x1), Y2(1) + 7, color, 3)
@@ -270,10 +298,9 @@ def svg_grain(d, meta):
         x1, x18 = payoff(rows, side, serial_key), payoff(rows, side, serial_key, 1.8)
         notes.append(f"{label.split(' (')[0].split(' multiprocessing')[0]}: beats the loop from t ≈ "
                      f"{short_time(x1) if x1 else '—'}, 1.8× from t ≈ {short_time(x18) if x18 else '—'}")
-    svg.caption(["; ".join(notes[:2]) + ";", notes[2],
-                 caption(meta),
-                 "N = 20 ms / t items (64..200,000) per call, default chunks; pools built before timing; x: each "
-                 "side's own serial time per item (Python's loop step is slower, so its t differs)"], 510)
+    svg.caption(["; ".join(notes[:2]) + ";", notes[2], caption(meta),
+                 "N = 20 ms / t items (64..200,000) per call, default chunks, pools built before timing;",
+                 "t is each side's own serial time per item (Python's loop step and call are slower)"], 505, meta)
     return svg.done()
 
 
@@ -286,7 +313,7 @@ def readme_block(d, meta):
              f"Generated by `bench/pictures.sh` ({meta.get('date', '?')}): {meta.get('machine', '?')}; "
              f"{load_text(meta)}. mproc: {meta.get('bench_args', '?')}; Python {meta.get('python', 'not run')}, "
              f"median of {meta.get('repeat', '?')} runs. Ratios come from the same run; with a load above ~0.5 "
-             "absolute times are noise.", "",
+             "absolute times are noise." + (f" **{LOADED_NOTE}.**" if loaded(meta) else ""), "",
              "| target | measured | met? |", "|---|---|---|"]
 
     def met(value, target, at_most):
@@ -320,7 +347,7 @@ def readme_block(d, meta):
         lines.append(f"| {fmt_time(r['serial'])} | {cell('threads2')} | {cell('mproc_pool2')} | "
                      f"{fmt_time(r['python_serial'])} | {cell('python_pool2')} |")
     rows = grain_rows(d)
-    lines += ["", "Processes beat the serial loop from a task of about " + ", ".join(
+    lines += ["", "Two-way runs beat the serial loop from a task of about " + ", ".join(
         f"{name} {short_time(x) if x else '—'}" for name, x in (
             ("two threads", payoff(rows, "threads2", "serial")),
             ("mproc", payoff(rows, "mproc_pool2", "serial")),
@@ -343,7 +370,8 @@ def caption_block(d, meta):
         f"*{meta.get('machine', '?')}, {load_text(meta)} ({meta.get('date', '?')}). sum_square over 0..9999: "
         f"Pool(2) {fmt_ratio(s2)}× the serial loop (Python {fmt_ratio(ss['python_speedup'].get(2))}×); "
         f"mproc's Pool(2).map beats a serial loop from tasks of about {short_time(x1) if x1 else '—'}. "
-        "Redrawn by `bench/pictures.sh`; figures in [bench/README.md](bench/README.md).*", "",
+        "Redrawn by `bench/pictures.sh`; figures in [bench/README.md](bench/README.md).*"
+        + (f" **{LOADED_NOTE}.**" if loaded(meta) else ""), "",
         BLOCKS["caption"][1]])
 
 

@@ -2,7 +2,7 @@
 // serial loop, an in-process bound and a raw-OS bound.
 //
 //   serial/SumSquare, mproc/SumSquare_pool/W   sum_square(n) for n = 0..9999 (examples/sum_square.cpp),
-//                                              serially and by Pool(W).map, W = 1..cpu_count()
+//                                              serially and by Pool(W).map, W = 1..cpu_count() + 2
 //   serial/Factorial, mproc/Factorial_pool/W   the bit length of n! (Boost.Multiprecision cpp_int) for
 //                                              n = 0..1999 (examples/factorial.cpp, a smaller range)
 //   mproc/Map_square/1000000                   Pool().map(square, 1M ints), default (guided) chunking
@@ -83,7 +83,9 @@ std::int64_t square(int x) { return std::int64_t{x} * x; }
 
 int plus_one(int x) { return x + 1; }
 
-int workers_arg_max() { return std::max(2, mproc::cpu_count()); }
+// Pool(W) for W = 1..cpu_count() + 2: the last two have more workers than CPUs (bench/python/compare.py
+// draws them shaded).
+int workers_arg_max() { return std::max(2, mproc::cpu_count()) + 2; }
 
 // Runs `body`, turning an mproc exception into a failed benchmark rather than an aborted run.
 template <class Body>

@@ -325,7 +325,8 @@ def ratio(a, b):
 
 
 def workers_list():
-    return list(range(1, max(2, os.cpu_count() or 1) + 1))
+    """1..cpu_count() + 2 (at least 1..4): the last two show what more workers than CPUs give."""
+    return list(range(1, max(2, os.cpu_count() or 1) + 3))
 
 
 def collect(m, py, workers):
