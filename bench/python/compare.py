@@ -5,14 +5,17 @@ Runs the Pool cases of mproc_bench (Google Benchmark, --benchmark_format=json) a
 with Python's multiprocessing, then writes
 
     bench/results/comparison.md   tables: workload, mproc, Python, ratio; the speedups; the targets
-    bench/results/speedup.svg     sum_square time and speedup against workers, serial vs pooled,
-                                  mproc vs Python (factorial's speedup too)
+    bench/results/results.json    every figure, the machine, the load average sampled every 2 s
+and then, through bench/plot.py, the pictures (speedup.svg: against workers; grain.svg: against the
+task size) and the generated blocks of the files given with --readme (bench/pictures.sh does it all).
 
 Workloads (bench/pool_bench.cpp has the C++ side):
-  sum_square   sum of i*i for i < n, n = 0..9999: serially, and Pool(w).map for w = 1..cpu_count()
+  sum_square   sum of i*i for i < n, n = 0..9999: serially, and Pool(w).map for w = 1..cpu_count() + 2
   factorial    n! for n = 0..1999 (C++: Boost cpp_int; Python: math.factorial), returning its bit
                length: serially and Pool(w).map
   map(square)  Pool().map(square, 1M ints), per item, default chunks; and chunksize 1 over 20,000 ints
+  grain        N tasks of t = 0 ns .. 1 ms of a calibrated loop each (N = 20 ms / t): serially and by
+               Pool(2).map; C++ adds two std::threads (pool_bench.cpp's Grain cases)
   apply        Pool(1).apply(f, x) round trip, the worker on the caller's CPU or on another one;
                mproc_bench's futex ping-pong between two processes is the bound
 

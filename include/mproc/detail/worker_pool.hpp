@@ -185,10 +185,10 @@ public:
         std::uint64_t next = next_;
         std::size_t used = used_;
         while (next < count) {
-            bool in_members = false; // the counts are in next_ and used_, and the members rule
+            bool in_members = false; // true once the counts were handed back to next_ and used_
             try {
-                decltype(auto) returned = call(static_cast<std::size_t>(next));
-                const R& value = static_cast<const R&>(returned);
+                decltype(auto) returned = call(static_cast<std::size_t>(next)); // R, or a reference to one
+                const R& value = returned;
                 leave_if_copy();
                 const std::size_t n = codec::element_size(value);
                 if (used + n <= capacity) { // item_done's common case
