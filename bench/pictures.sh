@@ -1,7 +1,8 @@
 #!/bin/sh
 # pictures.sh — one command that measures and redraws every picture and the generated tables:
 #
-#   bench/pictures.sh [BUILD_DIR]        (default build/pictures; about 3-4 minutes on 2 CPUs)
+#   bench/pictures.sh [BUILD_DIR]        (default build/pictures; measuring takes 2.5-3 min on 2 CPUs, the
+#                                        first build of mproc_bench another ~3 min)
 #
 # 1. configures BUILD_DIR if needed (Release, benchmarks only) and builds mproc_bench;
 # 2. runs bench/python/compare.py: mproc_bench's Pool cases (sum_square and factorial against
