@@ -4,8 +4,8 @@
 // The table is declared in one place, `comparisons` below: each row compares two named cases by one
 // statistic (real time per iteration, or the items_per_second counter), or holds one case against an
 // absolute target. A case is named in full, prefix and arguments included ("mproc/Queue_1to1/64").
-// Cases that no row mentions are paired by name — "mproc/<case>" with "raw/<case>" — and compared by
-// time, for information.
+// Cases that no row mentions are paired by name — "mproc/<case>" with "raw/<case>", when both ran — and
+// compared by time, for information.
 //
 // Unless the command line says otherwise, the run uses
 //   --benchmark_repetitions=5 --benchmark_enable_random_interleaving=true
@@ -94,6 +94,14 @@ constexpr Comparison comparisons[] = {
      "against two threads of one process (the in-process bound)"},
     {"mproc/Map_square_chunksize1/20000", "mproc/Map_square/1000000", items_per_second, 0,
      "chunksize 1 (20,000 ints) against default chunks: items per second"},
+    // Grain: N tasks of t ns of work each, Pool(2).map against the serial loop and two std::threads
+    // (bench/plot.py draws all ten sizes, bench/results/grain.svg).
+    {"mproc/Grain_pool2/0", "serial/Grain/0", items_per_second, 0, "empty tasks, Pool(2).map: speedup (per-item cost)"},
+    {"mproc/Grain_pool2/1000", "serial/Grain/1000", items_per_second, 0, "1 us tasks, Pool(2).map: speedup"},
+    {"mproc/Grain_pool2/10000", "serial/Grain/10000", items_per_second, 0, "10 us tasks, Pool(2).map: speedup"},
+    {"mproc/Grain_pool2/100000", "serial/Grain/100000", items_per_second, 0, "100 us tasks, Pool(2).map: speedup"},
+    {"mproc/Grain_pool2/1000000", "serial/Grain/1000000", items_per_second, 0, "1 ms tasks, Pool(2).map: speedup"},
+    {"threads2/Grain/1000", "serial/Grain/1000", items_per_second, 0, "1 us tasks, two std::threads: speedup"},
     {"mproc/Apply_round_trip_same_cpu", "raw/Apply_round_trip_same_cpu", real_time, 1.5,
      "Pool(1).apply round trip against a futex ping-pong, both processes on one CPU"},
     {"mproc/Apply_round_trip_two_cpus", "raw/Apply_round_trip_two_cpus", real_time, 1.5,
@@ -290,8 +298,9 @@ private:
             for (std::string_view prefix : {"mproc/", "raw/"})
                 if (name.rfind(prefix, 0) == 0) pairs.insert(name.substr(prefix.size()));
         }
-        for (const std::string& p : pairs)
-            rows.push_back(measure({"mproc/" + p, "raw/" + p, real_time, 0, "paired by name"}));
+        for (const std::string& p : pairs) // both sides measured: a case alone (serial/, threads2/...) has no row
+            if (cases_.count("mproc/" + p) && cases_.count("raw/" + p))
+                rows.push_back(measure({"mproc/" + p, "raw/" + p, real_time, 0, "paired by name"}));
         return rows;
     }
 

@@ -182,7 +182,7 @@ void start_local_pool(std::optional<mproc::Pool>& local) {
     cpu_set_t bound, all;
     CPU_ZERO(&all);
     const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-    for (int c = 0; c < cores; ++c) CPU_SET(c, &all);
+    for (int c = 0; c < cores; ++c) CPU_SET(static_cast<std::size_t>(c), &all);
     const bool rebind = ::sched_getaffinity(0, sizeof bound, &bound) == 0 && ::sched_setaffinity(0, sizeof all, &all) == 0;
     local.emplace(cores);
     if (rebind) ::sched_setaffinity(0, sizeof bound, &bound);

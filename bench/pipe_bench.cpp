@@ -51,7 +51,7 @@ public:
         if (cpu < 0) return;
         cpu_set_t one;
         CPU_ZERO(&one);
-        CPU_SET(cpu, &one);
+        CPU_SET(static_cast<std::size_t>(cpu), &one); // glibc's macros take size_t
         pinned_ = ::sched_setaffinity(0, sizeof one, &one) == 0;
     }
     ~PinToThisCpu() {

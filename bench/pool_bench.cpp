@@ -2,13 +2,15 @@
 // serial loop, an in-process bound and a raw-OS bound.
 //
 //   serial/SumSquare, mproc/SumSquare_pool/W   sum_square(n) for n = 0..9999 (examples/sum_square.cpp),
-//                                              serially and by Pool(W).map, W = 1..cpu_count()
+//                                              serially and by Pool(W).map, W = 1..cpu_count() + 2
 //   serial/Factorial, mproc/Factorial_pool/W   the bit length of n! (Boost.Multiprecision cpp_int) for
 //                                              n = 0..1999 (examples/factorial.cpp, a smaller range)
 //   mproc/Map_square/1000000                   Pool().map(square, 1M ints), default (guided) chunking
 //   mproc/Map_square_chunksize1/20000          the same with chunksize 1, over 20,000 ints
 //   raw_threads/Map_square/1000000             two threads of this process square the same 1M ints in
 //                                              chunks: the in-process bound for map
+//   serial/Grain, threads2/Grain,              N items of ~0 ns .. 1 ms of work each: a loop, two
+//   mproc/Grain_pool2  (/<ns of work>)         std::threads, Pool(2).map: where processes pay off
 //   mproc/Apply_round_trip_same_cpu, _two_cpus Pool(1).apply(f, x): one task there and its result back,
 //                                              the worker on the caller's CPU or on another one
 //   raw/Apply_round_trip_same_cpu, _two_cpus   a futex ping-pong between two processes: the bound
@@ -28,6 +30,7 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <cmath>
 #include <csignal>
 #include <cstddef>
 #include <cstdint>
@@ -80,7 +83,9 @@ std::int64_t square(int x) { return std::int64_t{x} * x; }
 
 int plus_one(int x) { return x + 1; }
 
-int workers_arg_max() { return std::max(2, mproc::cpu_count()); }
+// Pool(W) for W = 1..cpu_count() + 2: the last two have more workers than CPUs (bench/python/compare.py
+// draws them shaded).
+int workers_arg_max() { return std::max(2, mproc::cpu_count()) + 2; }
 
 // Runs `body`, turning an mproc exception into a failed benchmark rather than an aborted run.
 template <class Body>
@@ -177,7 +182,7 @@ void mproc_map_square(benchmark::State& state, std::size_t chunksize) {
             out = pool.map(square, inputs, chunksize);
             benchmark::DoNotOptimize(out.data());
         }
-        if (out.size() != inputs.size() || out.back() != square(n - 1) || out[n / 2] != square(n / 2))
+        if (out.size() != inputs.size() || out.back() != square(n - 1) || out[static_cast<std::size_t>(n / 2)] != square(n / 2))
             state.SkipWithError("wrong results");
         per_item.report(inputs.size());
     });
@@ -219,6 +224,123 @@ void raw_threads_map_square(benchmark::State& state) {
 }
 BENCHMARK(raw_threads_map_square)->Name("raw_threads/Map_square")->Arg(map_count)->UseRealTime()->Unit(benchmark::kMillisecond);
 
+// ---- grain: per-item cost as the task grows --------------------------------------------------------
+//
+// The same map over N items of `work_ns` nanoseconds of work each (a calibrated loop), four ways:
+//   serial/Grain/<work_ns>         a plain loop in this process
+//   threads2/Grain/<work_ns>       this thread and one std::thread (started per call) taking chunks of
+//                                  an atomic counter: what two CPUs give without processes
+//   mproc/Grain_pool2/<work_ns>    Pool(2).map, default chunks
+// (bench/python/compare.py runs Python's Pool(2).map on the same grid.) The time per item beyond
+// serial/2 is what a pool costs per item; where a pooled rate passes the serial rate, processes pay
+// off. N shrinks as the task grows (grain_items), so every call does ~20 ms of serial work.
+
+/// Runs `iterations` steps of a loop the compiler must keep (an empty asm claims to change the
+/// counter): the task of the grain cases, its cost set by `iterations`.
+std::uint64_t burn(int iterations) {
+    std::uint64_t s = 0;
+    for (std::uint64_t i = 0; i < static_cast<std::uint64_t>(iterations); ++i) {
+        asm volatile("" : "+r"(i));
+        s += i ^ (s << 1);
+    }
+    return s;
+}
+
+/// Nanoseconds per step of burn(), the best of a few timed runs of ~10 ms (measured once).
+double burn_ns_per_step() {
+    static const double ns = [] {
+        constexpr int steps = 1 << 22;
+        double best = 1e9;
+        for (int r = 0; r < 5; ++r) {
+            const auto t0 = std::chrono::steady_clock::now();
+            benchmark::DoNotOptimize(burn(steps));
+            const double t = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count();
+            best = std::min(best, t / steps);
+        }
+        return best;
+    }();
+    return ns;
+}
+
+/// Items per call for a task of `work_ns`: ~20 ms of serial work, between 64 and 200,000 items
+/// (the same rule as bench/python/compare.py's grain workload).
+int grain_items(std::int64_t work_ns) {
+    return static_cast<int>(std::clamp<std::int64_t>(20'000'000 / std::max<std::int64_t>(work_ns, 100), 64, 200'000));
+}
+
+/// The inputs of a grain case: grain_items(work_ns) copies of the step count that takes work_ns.
+std::vector<int> grain_inputs(std::int64_t work_ns) {
+    const double steps = std::round(static_cast<double>(work_ns) / burn_ns_per_step());
+    return std::vector<int>(static_cast<std::size_t>(grain_items(work_ns)), static_cast<int>(steps));
+}
+
+void report_grain(benchmark::State& state, PerItem& per_item, std::size_t items, std::int64_t work_ns) {
+    per_item.report(items);
+    state.counters["work_ns"] = static_cast<double>(work_ns);
+    state.counters["items"] = static_cast<double>(items);
+}
+
+void serial_grain(benchmark::State& state) {
+    const std::vector<int> inputs = grain_inputs(state.range(0));
+    std::vector<std::uint64_t> out;
+    PerItem per_item(state);
+    for (auto _ : state) {
+        out.clear();
+        out.reserve(inputs.size());
+        for (int steps : inputs) out.push_back(burn(steps));
+        benchmark::DoNotOptimize(out.data());
+    }
+    report_grain(state, per_item, inputs.size(), state.range(0));
+}
+
+void threads2_grain(benchmark::State& state) {
+    const std::vector<int> inputs = grain_inputs(state.range(0));
+    const std::size_t n = inputs.size();
+    const std::size_t chunk = std::max<std::size_t>(1, n / 16); // 16 chunks, handed out as they are asked for
+    std::vector<std::uint64_t> out;
+    PerItem per_item(state);
+    for (auto _ : state) {
+        out = std::vector<std::uint64_t>(n);
+        std::atomic<std::size_t> next{0};
+        auto work = [&] {
+            for (std::size_t at; (at = next.fetch_add(chunk, std::memory_order_relaxed)) < n;) {
+                const std::size_t end = std::min(n, at + chunk);
+                for (std::size_t i = at; i < end; ++i) out[i] = burn(inputs[i]);
+            }
+        };
+        std::thread other(work);
+        work();
+        other.join();
+        benchmark::DoNotOptimize(out.data());
+    }
+    report_grain(state, per_item, n, state.range(0));
+}
+
+void mproc_grain_pool2(benchmark::State& state) {
+    guarded(state, [&] {
+        const std::vector<int> inputs = grain_inputs(state.range(0));
+        const std::uint64_t expected = burn(inputs.front());
+        mproc::Pool pool(2);
+        std::vector<std::uint64_t> out;
+        PerItem per_item(state);
+        for (auto _ : state) {
+            out = pool.map(burn, inputs);
+            benchmark::DoNotOptimize(out.data());
+        }
+        if (out.size() != inputs.size() || out.front() != expected || out.back() != expected)
+            state.SkipWithError("wrong results");
+        report_grain(state, per_item, inputs.size(), state.range(0));
+    });
+}
+
+// Task sizes in ns of work per item: ~0 to 1 ms, about three per decade.
+void grain_sizes(benchmark::internal::Benchmark* b) {
+    for (std::int64_t ns : {0, 100, 300, 1'000, 3'000, 10'000, 30'000, 100'000, 300'000, 1'000'000}) b->Arg(ns);
+}
+BENCHMARK(serial_grain)->Name("serial/Grain")->Apply(grain_sizes)->UseRealTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(threads2_grain)->Name("threads2/Grain")->Apply(grain_sizes)->UseRealTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(mproc_grain_pool2)->Name("mproc/Grain_pool2")->Apply(grain_sizes)->UseRealTime()->Unit(benchmark::kMicrosecond);
+
 // ---- apply round trip -----------------------------------------------------------------------------
 //
 // Where the two processes run decides the round trip (bench/README.md, "Placement"), so each side is
@@ -237,7 +359,7 @@ public:
         if (here_ < 0) return;
         other_ = here_;
         for (int c = 0; c < CPU_SETSIZE; ++c)
-            if (c != here_ && CPU_ISSET(c, &saved_)) {
+            if (c != here_ && CPU_ISSET(static_cast<std::size_t>(c), &saved_)) {
                 other_ = c;
                 break;
             }
@@ -261,7 +383,7 @@ private:
     static bool pin(pid_t pid, int cpu) {
         cpu_set_t one;
         CPU_ZERO(&one);
-        CPU_SET(cpu, &one);
+        CPU_SET(static_cast<std::size_t>(cpu), &one);
         return ::sched_setaffinity(pid, sizeof one, &one) == 0;
     }
     cpu_set_t saved_{};

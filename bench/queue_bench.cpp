@@ -330,7 +330,7 @@ class CpuPlan {
 public:
     CpuPlan() {
         if (::sched_getaffinity(0, sizeof saved_, &saved_) != 0) return;
-        for (int c = 0; c < CPU_SETSIZE; ++c)
+        for (std::size_t c = 0; c < CPU_SETSIZE; ++c) // glibc's CPU_ macros take size_t
             if (CPU_ISSET(c, &saved_)) cpus_.push_back(c);
         if (!cpus_.empty()) pinned_ = pin(0);
     }
@@ -354,7 +354,7 @@ private:
     }
 
     cpu_set_t saved_{};
-    std::vector<int> cpus_;
+    std::vector<std::size_t> cpus_;
     bool pinned_ = false;
 };
 

@@ -337,6 +337,50 @@ TEST_CASE("permissions: created 0600 with O_EXCL whatever the umask, other modes
     CHECK_FALSE(exists(names("bad")));
 }
 
+TEST_CASE("attach refuses an object owned by another user, unless that user is allowed explicitly") {
+    Names names;
+    {
+        // Our own objects attach, with or without an allowed owner.
+        auto mine = NamedQueue<int>::create(names("mine"));
+        CHECK_NOTHROW(NamedQueue<int>::attach(names("mine")));
+        CHECK_NOTHROW(NamedQueue<int>::attach(names("mine"), AttachOptions{.allowed_owner = 65534}));
+    }
+    if (::geteuid() != 0) {
+        WARN("not root: no object of another user can be made here; the refusal is not exercised");
+        return;
+    }
+    // A squatter (uid 65534, "nobody") pre-creates the name with mode 0666, as an attacker would.
+    constexpr uid_t nobody = 65534;
+    Event created, finish;
+    Process squatter([&] {
+        if (::setresgid(nobody, nobody, nobody) != 0 || ::setresuid(nobody, nobody, nobody) != 0) mproc::exit(3);
+        auto q = NamedQueue<int>::create(names("squat"), {}, CreateOptions{.mode = 0666});
+        q.put(666);
+        created.set();
+        if (!finish.wait_for(bound)) mproc::exit(4);
+    });
+    squatter.start();
+    REQUIRE(created.wait_for(bound));
+    auto info = info_of(names("squat"));
+    REQUIRE(info);
+    CHECK(info->owner == nobody);
+    CHECK_THROWS_AS(NamedQueue<int>::attach(names("squat")), OSError);
+    try {
+        SharedMemory::attach(names("squat"));
+        FAIL("attached to another user's object");
+    } catch (const OSError& e) {
+        CHECK(e.code() == EPERM);
+        CHECK_THAT(e.what(), Catch::Contains("owned by uid 65534") && Catch::Contains("allowed_owner"));
+    }
+    {
+        auto trusted = NamedQueue<int>::attach(names("squat"), AttachOptions{.allowed_owner = nobody});
+        CHECK(trusted.get() == 666);
+    }
+    finish.set();
+    test::join_bounded(squatter);
+    CHECK(squatter.exitcode() == 0);
+}
+
 TEST_CASE("attaching checks what the name holds: the kind and the element types") {
     Names names;
     auto q = NamedQueue<std::string>::create(names("queue"));
@@ -710,6 +754,58 @@ TEST_CASE("a creator that exits normally removes its names") {
     go.release();
     CHECK(creator.join() == 0);
     CHECK(names.existing() == std::set<std::string>{names("go"), names("ready")});
+}
+
+TEST_CASE("regression (defect 6): a creator ended by SIGTERM or SIGINT removes its names, and still dies of the signal") {
+    for (int sig : {SIGTERM, SIGINT}) {
+        INFO("signal " << sig);
+        Names names;
+        Event created;
+        Process creator([&] {
+            auto q = NamedQueue<int>::create(names("q"));
+            auto mem = SharedMemory::create(names("mem"), 64);
+            created.set();
+            Event never;
+            never.wait_for(bound); // ended by the signal long before
+            mproc::exit(3);
+        });
+        creator.start();
+        REQUIRE(created.wait_for(bound));
+        CHECK(exists(names("q")));
+        CHECK(exists(names("mem")));
+        REQUIRE(::kill(creator.pid(), sig) == 0);
+        test::join_bounded(creator);
+        CHECK(creator.exitcode() == -sig); // the default action ran after the cleanup
+        CHECK_FALSE(exists(names("q")));
+        CHECK_FALSE(exists(names("mem")));
+    }
+}
+
+TEST_CASE("a program's own SIGTERM handler is kept: it runs, and exit() from the program removes the names") {
+    Names names;
+    Event created;
+    SharedValue<int> handled(0);
+    static SharedValue<int>* handled_ptr = nullptr;
+    static volatile std::sig_atomic_t stop = 0;
+    handled_ptr = &handled;
+    Process creator([&] {
+        std::signal(SIGTERM, [](int) {
+            handled_ptr->store(1);
+            stop = 1;
+        });
+        auto q = NamedQueue<int>::create(names("q"));
+        created.set();
+        test::poll_until([] { return stop != 0; }, 1ms); // the program's own loop, polling its flag
+        std::exit(7); // ends the program without destroying `q`: the exit hook removes its name
+    });
+    creator.start();
+    REQUIRE(created.wait_for(bound));
+    REQUIRE(exists(names("q")));
+    creator.terminate();
+    test::join_bounded(creator);
+    CHECK(handled.load() == 1);
+    CHECK(creator.exitcode() == 7);
+    CHECK_FALSE(exists(names("q")));
 }
 
 TEST_CASE("a creator killed by SIGKILL leaves stale names: detected, re-attached, replaced and cleaned") {

@@ -5,14 +5,17 @@ Runs the Pool cases of mproc_bench (Google Benchmark, --benchmark_format=json) a
 with Python's multiprocessing, then writes
 
     bench/results/comparison.md   tables: workload, mproc, Python, ratio; the speedups; the targets
-    bench/results/speedup.svg     sum_square time and speedup against workers, serial vs pooled,
-                                  mproc vs Python (factorial's speedup too)
+    bench/results/results.json    every figure, the machine, the load average sampled every 2 s
+and then, through bench/plot.py, the pictures (speedup.svg: against workers; grain.svg: against the
+task size) and the generated blocks of the files given with --readme (bench/pictures.sh does it all).
 
 Workloads (bench/pool_bench.cpp has the C++ side):
-  sum_square   sum of i*i for i < n, n = 0..9999: serially, and Pool(w).map for w = 1..cpu_count()
+  sum_square   sum of i*i for i < n, n = 0..9999: serially, and Pool(w).map for w = 1..cpu_count() + 2
   factorial    n! for n = 0..1999 (C++: Boost cpp_int; Python: math.factorial), returning its bit
                length: serially and Pool(w).map
   map(square)  Pool().map(square, 1M ints), per item, default chunks; and chunksize 1 over 20,000 ints
+  grain        N tasks of t = 0 ns .. 1 ms of a calibrated loop each (N = 20 ms / t): serially and by
+               Pool(2).map; C++ adds two std::threads (pool_bench.cpp's Grain cases)
   apply        Pool(1).apply(f, x) round trip, the worker on the caller's CPU or on another one;
                mproc_bench's futex ping-pong between two processes is the bound
 
@@ -47,7 +50,10 @@ MAP_COUNT = 1_000_000
 MAP_CHUNKSIZE1_COUNT = 20_000
 APPLY_CALLS = 2000
 
-BENCH_FILTER = "^(serial|mproc|raw|raw_threads)/(SumSquare|Factorial|Map_square|Apply_round_trip)"
+# Task sizes of the grain workload, ns of work per item (bench/pool_bench.cpp, grain_sizes).
+GRAIN_SIZES = [0, 100, 300, 1_000, 3_000, 10_000, 30_000, 100_000, 300_000, 1_000_000]
+
+BENCH_FILTER = "^(serial|mproc|raw|raw_threads|threads2)/(SumSquare|Factorial|Map_square|Apply_round_trip|Grain)"
 
 
 # ------------------------------------------------------------------ the Python workloads
@@ -63,6 +69,19 @@ def sum_square(number):
 
 def factorial_bits(n):
     return math.factorial(n).bit_length()
+
+
+def burn(steps):
+    """The grain workload's task: `steps` steps of a plain loop."""
+    s = 0
+    for i in range(steps):
+        s ^= i
+    return s
+
+
+def grain_items(work_ns):
+    """Items per call: ~20 ms of serial work, 64..200,000 items (as pool_bench.cpp's grain_items)."""
+    return min(200_000, max(64, 20_000_000 // max(work_ns, 100)))
 
 
 def square(x):
@@ -160,6 +179,30 @@ def _workload(name, repeat):
         out["seconds"] = seconds / calls
         out["runs"] = [r / calls for r in runs]
         out["placed"] = placed
+    elif name == "grain":
+        # One interpreter, one Pool(2) for every task size: serial loop and Pool(2).map of the same inputs.
+        best = min(_median_seconds(lambda: burn(200_000), 1)[0] for _ in range(5))
+        ns_per_step = best / 200_000 * 1e9
+        out["ns_per_step"] = ns_per_step
+        sizes = {}
+        with ctx.Pool(2) as pool:
+            pool.map(plus_one, range(8))
+            for work_ns in GRAIN_SIZES:
+                inputs = [round(work_ns / ns_per_step)] * grain_items(work_ns)
+                expected = burn(inputs[0])
+                serial_s, _ = _median_seconds(lambda: [burn(k) for k in inputs], repeat)
+                result = []
+
+                def run():
+                    nonlocal result
+                    result = pool.map(burn, inputs)
+
+                pool_s, _ = _median_seconds(run, repeat)
+                if len(result) != len(inputs) or result[0] != expected or result[-1] != expected:
+                    raise RuntimeError("wrong results")
+                sizes[str(work_ns)] = {"items": len(inputs), "serial_s": serial_s, "pool2_s": pool_s}
+        out["sizes"] = sizes
+        out["seconds"] = sum(v["serial_s"] + v["pool2_s"] for v in sizes.values())
     else:
         raise ValueError("unknown workload " + name)
     return out
@@ -168,7 +211,7 @@ def _workload(name, repeat):
 def python_workload_names(workers):
     names = ["sum_square_serial"] + [f"sum_square_pool_{w}" for w in workers]
     names += ["factorial_serial"] + [f"factorial_pool_{w}" for w in workers]
-    names += ["map_square", "map_square_chunksize1", "apply_same_cpu", "apply_two_cpus"]
+    names += ["map_square", "map_square_chunksize1", "apply_same_cpu", "apply_two_cpus", "grain"]
     return names
 
 
@@ -240,7 +283,7 @@ def run_mproc_side(bench, extra_args, timeout, log):
             continue
         entry = per_case.setdefault(name, {"samples": []})
         sample = {"real_time_ns": b["real_time"] * unit[b["time_unit"]]}
-        for k in ("items_per_second", "ns_per_item"):
+        for k in ("items_per_second", "ns_per_item", "items", "work_ns"):
             if k in b:
                 sample[k] = b[k]
         if b.get("label"):
@@ -285,7 +328,8 @@ def ratio(a, b):
 
 
 def workers_list():
-    return list(range(1, max(2, os.cpu_count() or 1) + 1))
+    """1..cpu_count() + 2 (at least 1..4): the last two show what more workers than CPUs give."""
+    return list(range(1, max(2, os.cpu_count() or 1) + 3))
 
 
 def collect(m, py, workers):
@@ -314,6 +358,19 @@ def collect(m, py, workers):
     d["map_chunksize1"] = (per_item(f"mproc/Map_square_chunksize1/{MAP_CHUNKSIZE1_COUNT}", MAP_CHUNKSIZE1_COUNT),
                            pys("map_square_chunksize1") and pys("map_square_chunksize1") / MAP_CHUNKSIZE1_COUNT)
     d["map_threads"] = per_item(f"raw_threads/Map_square/{MAP_COUNT}", MAP_COUNT)
+    d["grain"] = []  # one row per task size: seconds per item, each side's serial loop and its 2-way runs
+    for work_ns in GRAIN_SIZES:
+        def per(case):
+            return m[case]["real_time_ns"] / 1e9 / m[case]["items"] if case in m and m[case].get("items") else None
+        pyg = py.get("grain", {}).get("sizes", {}).get(str(work_ns))
+        d["grain"].append({
+            "work_ns": work_ns,
+            "serial": per(f"serial/Grain/{work_ns}"),
+            "threads2": per(f"threads2/Grain/{work_ns}"),
+            "mproc_pool2": per(f"mproc/Grain_pool2/{work_ns}"),
+            "python_serial": pyg["serial_s"] / pyg["items"] if pyg else None,
+            "python_pool2": pyg["pool2_s"] / pyg["items"] if pyg else None,
+        })
     for placement in ("same_cpu", "two_cpus"):
         d[f"apply_{placement}"] = (ms(f"mproc/Apply_round_trip_{placement}"), pys(f"apply_{placement}"))
         d[f"futex_{placement}"] = ms(f"raw/Apply_round_trip_{placement}")
@@ -386,131 +443,47 @@ def markdown(d, meta):
         "",
         "![sum_square and factorial: time and speedup against workers](speedup.svg)",
         "",
+        "![map over tasks of ~0 ns to 1 ms: cost per item and speedup, mproc, Python, two threads](grain.svg)",
+        "",
     ]
     return "\n".join(lines)
 
 
-# ------------------------------------------------------------------ the picture
-
-def svg(d):
-    """Two panels: sum_square time per call against workers (log scale), and the speedup."""
-    W, H = 960, 480
-    ss, fa = d["sum_square"], d["factorial"]
-    workers = d["workers"]
-    colors = {"mproc": "#1f77b4", "python": "#d62728"}
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" '
-           'font-family="DejaVu Sans, Arial, sans-serif" font-size="13">',
-           f'<rect width="{W}" height="{H}" fill="white"/>',
-           f'<text x="{W / 2}" y="24" text-anchor="middle" font-size="16" font-weight="bold">'
-           f'mproc Pool vs Python multiprocessing.Pool, {len(workers)} CPUs</text>']
-
-    def panel(x0, y0, w, h, title, xlabel, ylabel, xs, ymin, ymax, log):
-        xlo, xhi = 0.5, xs[-1] + 0.5
-
-        def X(x):
-            return x0 + (x - xlo) / (xhi - xlo) * w
-
-        def Y(y):
-            if log:
-                return y0 + h - (math.log10(y) - math.log10(ymin)) / (math.log10(ymax) - math.log10(ymin)) * h
-            return y0 + h - (y - ymin) / (ymax - ymin) * h
-
-        out.append(f'<text x="{x0 + w / 2}" y="{y0 - 12}" text-anchor="middle" font-size="14" font-weight="bold">{title}</text>')
-        out.append(f'<rect x="{x0}" y="{y0}" width="{w}" height="{h}" fill="none" stroke="#444"/>')
-        for x in xs:
-            out.append(f'<line x1="{X(x)}" y1="{y0 + h}" x2="{X(x)}" y2="{y0 + h + 5}" stroke="#444"/>')
-            out.append(f'<text x="{X(x)}" y="{y0 + h + 20}" text-anchor="middle">{x}</text>')
-        if log:
-            ticks = []
-            e = math.floor(math.log10(ymin))
-            while 10 ** e <= ymax * 1.0001:
-                for m in (1, 2, 5):
-                    v = m * 10 ** e
-                    if ymin * 0.9999 <= v <= ymax * 1.0001:
-                        ticks.append(v)
-                e += 1
-        else:
-            step = 0.5 if ymax - ymin <= 4 else 1
-            ticks = [ymin + i * step for i in range(int((ymax - ymin) / step + 1e-9) + 1)]
-        for v in ticks:
-            out.append(f'<line x1="{x0}" y1="{Y(v):.1f}" x2="{x0 + w}" y2="{Y(v):.1f}" stroke="#ddd"/>')
-            label = fmt_time(v) if log else f"{v:g}×"
-            out.append(f'<text x="{x0 - 6}" y="{Y(v) + 4:.1f}" text-anchor="end">{label}</text>')
-        out.append(f'<text x="{x0 + w / 2}" y="{y0 + h + 40}" text-anchor="middle">{xlabel}</text>')
-        out.append(f'<text transform="translate({x0 - 72},{y0 + h / 2}) rotate(-90)" text-anchor="middle">{ylabel}</text>')
-        return X, Y
-
-    def polyline(X, Y, pts, color, dash="", marker=True, width=2.5):
-        pts = [(x, y) for x, y in pts if y is not None and y > 0]
-        if not pts:
-            return
-        dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
-        if len(pts) > 1:
-            p = " ".join(f"{X(x):.1f},{Y(y):.1f}" for x, y in pts)
-            out.append(f'<polyline points="{p}" fill="none" stroke="{color}" stroke-width="{width}"{dash_attr}/>')
-        if marker:
-            for x, y in pts:
-                out.append(f'<circle cx="{X(x):.1f}" cy="{Y(y):.1f}" r="4.5" fill="{color}"/>')
-
-    # left: time per call, log scale
-    times = [t for t in [ss["mproc_serial"], ss["python_serial"]] + list(ss["mproc_pool"].values())
-             + list(ss["python_pool"].values()) if t]
-    if times:
-        lo = 10 ** math.floor(math.log10(min(times) * 0.8))
-        hi = 10 ** math.ceil(math.log10(max(times) * 1.25))
-    else:
-        lo, hi = 1e-3, 10
-    px, py_, pw, ph = 110, 70, 330, 280
-    X, Y = panel(px, py_, pw, ph, f"sum_square(0..{SUM_SQUARE_COUNT - 1}): time per call", "workers (Pool(w).map)",
-                 "time per call (log scale)", workers, lo, hi, True)
-    for who in ("mproc", "python"):
-        serial = ss[f"{who}_serial"]
-        if serial:
-            out.append(f'<line x1="{px}" y1="{Y(serial):.1f}" x2="{px + pw}" y2="{Y(serial):.1f}" '
-                       f'stroke="{colors[who]}" stroke-width="2" stroke-dasharray="7,5"/>')
-        polyline(X, Y, [(w, ss[f"{who}_pool"][w]) for w in workers], colors[who])
-
-    # right: speedup, linear
-    sp = [v for k in ("mproc_speedup", "python_speedup") for t in (ss, fa) for v in t[k].values() if v]
-    ymax = max([len(workers) + 0.5] + [v + 0.25 for v in sp])
-    ymax = math.ceil(ymax * 2) / 2
-    qx = 580
-    X2, Y2 = panel(qx, py_, pw, ph, "speedup over the serial loop", "workers (Pool(w).map)",
-                   "serial time / pooled time", workers, 0, ymax, False)
-    ideal = [(w, float(w)) for w in workers]
-    polyline(X2, Y2, ideal, "#888", dash="2,4", marker=False, width=1.5)
-    out.append(f'<text x="{X2(1.5) - 8:.1f}" y="{Y2(1.5) - 6:.1f}" text-anchor="end" fill="#666">ideal</text>')
-    target_y = Y2(1.9)
-    out.append(f'<line x1="{X2(2) - 16:.1f}" y1="{target_y:.1f}" x2="{X2(2) + 16:.1f}" y2="{target_y:.1f}" stroke="#2ca02c" stroke-width="3"/>')
-    for who in ("mproc", "python"):
-        pts = [(w, ss[f"{who}_speedup"][w]) for w in workers]
-        polyline(X2, Y2, pts, colors[who])
-        polyline(X2, Y2, [(w, fa[f"{who}_speedup"][w]) for w in workers], colors[who], dash="3,3", width=1.8)
-        for w, v in pts:  # the sum_square speedups, written beside their points
-            if v:
-                dy = -9 if who == "mproc" else 17
-                out.append(f'<text x="{X2(w) + 9:.1f}" y="{Y2(v) + dy:.1f}" fill="{colors[who]}" font-weight="bold">{v:.2f}×</text>')
-
-    # legend: one row per side
-    ly = H - 44
-    for row, (who, name) in enumerate((("mproc", "mproc"), ("python", "Python"))):
-        y = ly + row * 22
-        entries = [("", f"{name} Pool(w).map, sum_square"), ("7,5", f"{name} serial loop (left)"),
-                   ("3,3", f"{name} factorial speedup (right)")]
-        for i, (dash, text) in enumerate(entries):
-            x = 40 + i * 305
-            dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
-            out.append(f'<line x1="{x}" y1="{y}" x2="{x + 34}" y2="{y}" stroke="{colors[who]}" stroke-width="2.5"{dash_attr}/>')
-            if not dash:
-                out.append(f'<circle cx="{x + 17}" cy="{y}" r="4" fill="{colors[who]}"/>')
-            out.append(f'<text x="{x + 42}" y="{y + 4}">{text}</text>')
-    out.append(f'<line x1="{W - 190}" y1="{ly - 26}" x2="{W - 156}" y2="{ly - 26}" stroke="#2ca02c" stroke-width="3"/>')
-    out.append(f'<text x="{W - 148}" y="{ly - 22}">target, 2 workers</text>')
-    out.append("</svg>")
-    return "\n".join(out) + "\n"
-
-
 # ------------------------------------------------------------------ main
+
+class LoadSampler:
+    """Samples the 1-minute load average every `period` seconds in a thread, for the captions."""
+
+    def __init__(self, period=2.0):
+        import threading
+        self.samples, self._stop = [], threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(period,), daemon=True)
+
+    def _run(self, period):
+        while True:
+            try:
+                with open("/proc/loadavg") as f:
+                    self.samples.append(float(f.read().split()[0]))
+            except (OSError, ValueError):
+                pass
+            if self._stop.wait(period):
+                return
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+def uptime():
+    try:
+        return subprocess.run(["uptime"], capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "load average: " + loadavg()
+
 
 def loadavg():
     try:
@@ -533,6 +506,9 @@ def main():
     ap.add_argument("--timeout", type=float, default=300, help="seconds allowed per Python workload")
     ap.add_argument("--bench-timeout", type=float, default=600, help="seconds allowed for mproc_bench")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results"), help="where to write the results")
+    ap.add_argument("--no-plot", action="store_true", help="do not draw the pictures (bench/plot.py)")
+    ap.add_argument("--readme", action="append", default=[],
+                    help="also replace the generated blocks of this file (bench/README.md, README.md); repeatable")
     ap.add_argument("--python-workload", help=argparse.SUPPRESS)
     args = ap.parse_args()
 
@@ -548,7 +524,9 @@ def main():
 
     repeat = 1 if args.quick else max(1, args.repeat)
     workers = workers_list()
-    meta = {"date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), "load_before": loadavg(), "repeat": repeat}
+    meta = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "load_before": loadavg(), "uptime_before": uptime(), "repeat": repeat,
+            "workers": workers, "cpus": os.cpu_count()}
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
@@ -557,6 +535,7 @@ def main():
         pass
     meta["machine"] = f"{os.cpu_count()} CPUs ({cpu}), {platform.system()} {platform.release()}"
 
+    sampler = LoadSampler().__enter__()
     m, mmeta = {}, {}
     bench_args = args.bench_args.split()
     if args.quick and not any(a.startswith("--benchmark_repetitions") for a in bench_args):
@@ -579,7 +558,10 @@ def main():
             meta["python"] = pinfo["version"]
     elif not args.no_python:
         log("python side skipped: no python interpreter")
+    sampler.__exit__(None, None, None)
     meta["load_after"] = loadavg()
+    meta["uptime_after"] = uptime()
+    meta["load_samples"] = sampler.samples
 
     d = collect(m, py, workers)
     os.makedirs(args.out, exist_ok=True)
@@ -587,14 +569,17 @@ def main():
     md = markdown(d, meta)
     with open(os.path.join(args.out, "comparison.md"), "w") as f:
         f.write(md)
-    with open(os.path.join(args.out, "speedup.svg"), "w") as f:
-        f.write(svg(d))
     raw = {"meta": meta, "mproc": m, "python": py,
            "mproc_table": mmeta.get("table", "")}
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump(raw, f, indent=1, sort_keys=True)
     print(md)
-    print(f"wrote {args.out}/comparison.md, speedup.svg, results.json", file=sys.stderr)
+    print(f"wrote {args.out}/comparison.md, results.json", file=sys.stderr)
+    if not args.no_plot:  # the pictures and the README table (bench/plot.py)
+        sys.path.insert(0, os.path.dirname(HERE))
+        import plot
+        for path in plot.write_all(raw, args.out, args.readme):
+            print("wrote " + path, file=sys.stderr)
     return 0
 
 

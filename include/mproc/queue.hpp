@@ -11,6 +11,7 @@
 
 #include "detail/cxx20.hpp" // first: mproc needs C++20, said in one line
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -118,22 +119,53 @@ protected:
     detail::MessageRing& ring() noexcept { return ring_; }
 
 private:
+    template <Serializable U>
+    friend class JoinableQueue; // holds a Queue, and counts its puts and drops
     detail::MessageRing ring_;
 };
 
-/// A Queue that also counts unfinished messages: every put adds one, every task_done() removes one,
-/// and join() waits for zero (Python's JoinableQueue).
+/// A queue that also counts unfinished messages: every put adds one, every task_done() removes one,
+/// and join() waits for zero (Python's JoinableQueue). It has Queue's calls, with the same blocking,
+/// errors and thread/process safety, but is not a Queue: it holds one, so it cannot be passed where
+/// a Queue<T>& is expected, whose put() would not be counted (join() would return early).
 template <Serializable T>
-class JoinableQueue : public Queue<T> {
+class JoinableQueue {
 public:
-    using Queue<T>::Queue;
+    /// Throws ValueError for a capacity past 1 TiB, OSError if shared memory cannot be had.
+    JoinableQueue() : JoinableQueue(QueueOptions{}) {}
+    explicit JoinableQueue(QueueOptions options) : q_(options) {}
+    JoinableQueue(const JoinableQueue&) = delete;
+    JoinableQueue& operator=(const JoinableQueue&) = delete;
 
+    /// As Queue::put, counting the message as unfinished.
     void put(const T& v) { counted_put(v, detail::Deadline::never()); }
+    /// As Queue::put_for; a message that was not put is not counted.
     template <class Rep, class Period>
     bool put_for(const T& v, std::chrono::duration<Rep, Period> d) {
         return counted_put(v, detail::Deadline::after(d));
     }
+    /// As Queue::try_put; a message that was not put is not counted.
     bool try_put(const T& v) { return counted_put(v, detail::Deadline::after(std::chrono::seconds(0))); }
+
+    /// As Queue::get (blocks while empty; QueueClosed once closed and drained; SerializationError).
+    T get() { return q_.get(); }
+    /// As Queue::get_for.
+    template <class Rep, class Period>
+    std::optional<T> get_for(std::chrono::duration<Rep, Period> d) {
+        return q_.get_for(d);
+    }
+    /// As Queue::try_get.
+    std::optional<T> try_get() { return q_.try_get(); }
+
+    /// As the Queue calls of the same names (snapshots).
+    std::size_t size() const noexcept { return q_.size(); }
+    bool empty() const noexcept { return q_.empty(); }
+    bool full() const noexcept { return q_.full(); }
+    std::size_t maxsize() const noexcept { return q_.maxsize(); }
+    std::size_t capacity_bytes() const noexcept { return q_.capacity_bytes(); }
+    /// As Queue::close.
+    void close() noexcept { q_.close(); }
+    bool closed() const noexcept { return q_.closed(); }
 
     /// Marks one message taken with get() as processed. Throws ValueError if called more times than
     /// messages were put.
@@ -155,8 +187,8 @@ public:
     /// As Queue::shutdown; an immediate shutdown also counts the messages it drops as done, so that
     /// join() returns once the messages already taken are marked done (Python's rule).
     void shutdown(bool immediate = false) {
-        if (!immediate) return this->close();
-        std::uint64_t dropped = this->ring().close_and_drop();
+        if (!immediate) return q_.close();
+        std::uint64_t dropped = q_.ring().close_and_drop();
         std::uint64_t n = s_->unfinished.load();
         while (dropped && !s_->unfinished.compare_exchange_weak(n, n > dropped ? n - dropped : 0)) {
         }
@@ -174,7 +206,7 @@ private:
         s_->unfinished.fetch_add(1);
         bool ok = false;
         try {
-            ok = this->put_until(v, d);
+            ok = q_.put_until(v, d);
         } catch (...) {
             undo();
             throw;
@@ -190,6 +222,7 @@ private:
         std::atomic<std::uint64_t> unfinished{0};
         detail::WaitQueue all_done;
     };
+    Queue<T> q_;
     detail::SharedBlock<State> s_;
 };
 

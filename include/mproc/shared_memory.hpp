@@ -86,6 +86,10 @@ struct AttachOptions {
     /// How long to wait for the name to appear, when its creator may not have made it yet.
     /// 0 (the default): a missing name fails at once.
     std::chrono::duration<double> wait{0};
+    /// attach() refuses an object that another user owns (OSError EPERM): whoever creates a name
+    /// first owns it, and a squatter's object would feed this process the squatter's data. Set this
+    /// to also accept objects owned by that uid (a service account that creates them, say).
+    std::optional<uid_t> allowed_owner = std::nullopt;
 };
 
 /// A block of bytes that unrelated processes share by name (Python's SharedMemory). Movable, not

@@ -16,10 +16,12 @@
 //   leaves nothing behind. A producer killed between fragments leaves `in_message` set: the next
 //   producer (or a consumer waiting for the rest) writes an ABORT record, and the consumer drops the
 //   partial message. Fragment writers always leave room for that ABORT record.
-// - A consumer copies and decodes a record before it publishes the new head, so a consumer killed
-//   mid-get leaves the message for the next one. A consumer killed mid-way through a fragmented
-//   message has taken it (it is lost with the consumer); the next consumer skips its remaining
-//   fragments.
+// - A consumer copies and decodes a message before it publishes the new head, so a consumer killed
+//   mid-get leaves the message for the next one. This holds for fragmented messages too: the
+//   consumer reads their fragments ahead of the head, and publishes the head past them only once the
+//   message is delivered, or once the producer waits for room (`wants_room`): a message that does
+//   not fit in the free room must be taken piecewise, and from then on it is lost with a consumer
+//   killed before delivering it; the next consumer skips its remaining fragments.
 #pragma once
 
 #include <algorithm>
@@ -33,6 +35,7 @@
 #include <pthread.h>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "../errors.hpp"
@@ -55,6 +58,8 @@ public:
         void* mem = Arena::instance().allocate(sizeof(Header) + cap, alignof(Header));
         h_ = new (mem) Header(cap, maxsize);
         data_ = reinterpret_cast<std::byte*>(h_ + 1);
+        cap_ = cap;
+        maxsize_ = maxsize;
     }
 
     // Rings in caller-provided memory (NamedQueue puts one in a named segment). The caller keeps the
@@ -75,13 +80,19 @@ public:
     /// Builds a ring in `memory` (footprint(capacity_bytes) bytes, aligned to `alignment`).
     MessageRing(void* memory, std::size_t capacity_bytes, std::size_t maxsize, const char* owner)
         : h_(new (memory) Header(rounded_capacity(capacity_bytes, owner), maxsize)),
-          data_(reinterpret_cast<std::byte*>(h_ + 1)), owner_(owner), owned_(false) {}
+          data_(reinterpret_cast<std::byte*>(h_ + 1)), owner_(owner), owned_(false), cap_(h_->capacity), maxsize_(maxsize) {}
     struct AttachTag {
         explicit AttachTag() = default;
     };
-    /// Uses the ring that the constructor above built in `memory`, maybe in another process.
+    /// Uses the ring that the constructor above built in `memory`, maybe in another process. The
+    /// caller checks that footprint(capacity()) bytes are mapped there. Throws SerializationError if
+    /// the capacity it finds is not one that a ring can have.
     MessageRing(AttachTag, void* memory, const char* owner)
-        : h_(static_cast<Header*>(memory)), data_(reinterpret_cast<std::byte*>(h_ + 1)), owner_(owner), owned_(false) {}
+        : h_(static_cast<Header*>(memory)), data_(reinterpret_cast<std::byte*>(h_ + 1)), owner_(owner), owned_(false),
+          cap_(h_->capacity), maxsize_(h_->maxsize) {
+        if (!std::has_single_bit(cap_) || cap_ < min_capacity || cap_ > max_capacity)
+            corrupted_field("attach", "capacity", cap_);
+    }
 
     ~MessageRing() {
         if (!owned_) return;
@@ -94,7 +105,7 @@ public:
     /// The largest message that travels as one record: a quarter of the capacity (so that a producer
     /// never waits for more room than the ring has), at most 1 GiB (the record's 32-bit size field).
     std::size_t max_record_payload() const noexcept {
-        return std::min<std::size_t>(h_->capacity / 4, std::size_t{1} << 30) - header_bytes;
+        return std::min<std::size_t>(cap_ / 4, std::size_t{1} << 30) - header_bytes;
     }
 
     /// Puts one message of `size` bytes (at most max_record_payload()); `write(std::byte*)` fills it.
@@ -140,7 +151,13 @@ public:
 
     /// Takes the next message and calls `read(std::span<const std::byte>)` on its bytes before the
     /// message leaves the ring. Returns false if `d` passed first. Throws QueueClosed once the ring
-    /// is closed and drained. A fragmented message, once started, is finished past the deadline.
+    /// is closed and drained (at once after close_and_drop()).
+    ///
+    /// A message leaves the ring in one step, after `read` returned: a consumer killed before that
+    /// leaves it whole for the next one. The exception is a fragmented message that does not fit in
+    /// the ring's free room: its producer waits for the consumer to free its first fragments, and
+    /// from that moment the message belongs to this consumer (it is lost with it, and the get goes on
+    /// past `d` until the last fragment, which a live producer sends or a dead one's ABORT replaces).
     ///
     /// `claim(first_bytes, position)` runs before anything of the message is taken out of the ring:
     /// with its whole payload, or with the first fragment's. A consumer that records `position`
@@ -151,31 +168,50 @@ public:
         SideLock lock(*this, h_->get, d, "get");
         if (!lock) return false;
         std::vector<std::byte> assembled;
-        bool assembling = false;
+        bool assembling = false; // a FIRST fragment has been read, its LAST not yet
+        bool taken = false;      // ...and the head has moved past it: the message is this consumer's
+        // Where the next record is read. Ahead of the published head only while assembling: the
+        // fragments read so far stay in the ring until the message is delivered or must make room.
+        std::uint64_t pos = h_->get.pos.load(std::memory_order_relaxed);
         for (;;) {
-            std::uint64_t head = h_->get.pos.load(std::memory_order_relaxed);
-            if (!wait_for_data(head, assembling ? Deadline::never() : d, assembling)) return false;
-            const std::byte* rec = data_ + offset(head);
+            switch (wait_for_data(pos, taken ? Deadline::never() : d, assembling, assembling && !taken)) {
+            case Data::timed_out:
+                return false; // nothing was published: a message being assembled stays whole
+            case Data::room_wanted:
+                publish_get(pos, 0); // the producer needs the room: from here the message is ours
+                taken = true;
+                continue;
+            case Data::ready:
+                break;
+            }
+            const std::byte* rec = data_ + offset(pos);
             std::uint32_t size, kind;
             std::memcpy(&size, rec, 4);
             std::memcpy(&kind, rec + 4, 4);
-            check_record(head, size, kind);
+            check_record(pos, size, kind);
             const std::span<const std::byte> payload(rec + header_bytes, size);
-            const std::uint64_t next = head + record_bytes(size);
+            const std::uint64_t next = pos + record_bytes(size);
             switch (kind) {
             case whole:
-                claim(payload, head);
+                if (assembling) corrupted(pos, size, kind);
+                claim(payload, pos);
                 deliver(read, payload, next);
                 return true;
             case fragment_first:
-                claim(payload, head);
+                if (assembling) corrupted(pos, size, kind);
+                claim(payload, pos);
                 assembled.assign(payload.begin(), payload.end());
                 assembling = true;
-                publish_get(next, 0);
+                pos = next;
                 break;
             case fragment_middle:
-                if (assembling) assembled.insert(assembled.end(), payload.begin(), payload.end());
-                publish_get(next, 0); // without `assembling`: the tail of a message a dead consumer took
+                if (assembling) {
+                    assembled.insert(assembled.end(), payload.begin(), payload.end());
+                    pos = next;
+                    if (taken) publish_get(pos, 0); // the message is ours already: free its room at once
+                } else {
+                    publish_get(pos = next, 0); // the rest of a message that a dead consumer took
+                }
                 break;
             case fragment_last:
                 if (assembling) {
@@ -183,15 +219,16 @@ public:
                     deliver(read, std::span<const std::byte>(assembled), next);
                     return true;
                 }
-                publish_get(next, 1);
+                publish_get(pos = next, 1);
                 break;
             case abort_record:
                 assembled.clear();
-                assembling = false;
-                publish_get(next, 0);
+                assembling = taken = false;
+                publish_get(pos = next, 0);
                 break;
             default: // pad
-                publish_get(head + (h_->capacity - offset(head)), 0);
+                pos += cap_ - offset(pos);
+                if (!assembling || taken) publish_get(pos, 0);
                 break;
             }
         }
@@ -210,12 +247,12 @@ public:
         std::uint64_t got = h_->get.count.load(), put = h_->put.count.load();
         return put > got ? static_cast<std::size_t>(put - got) : 0;
     }
-    std::size_t capacity() const noexcept { return h_->capacity; }
-    std::size_t maxsize() const noexcept { return h_->maxsize; }
+    std::size_t capacity() const noexcept { return cap_; }
+    std::size_t maxsize() const noexcept { return maxsize_; }
     /// True when `maxsize` messages are queued or fewer than a small record's bytes are free.
     bool full() const noexcept {
-        if (h_->maxsize && size() >= h_->maxsize) return true;
-        return h_->capacity - (h_->put.pos.load() - h_->get.pos.load()) < record_bytes(1) + header_bytes;
+        if (maxsize_ && size() >= maxsize_) return true;
+        return cap_ - (h_->put.pos.load() - h_->get.pos.load()) < record_bytes(1) + header_bytes;
     }
 
     /// Refuses further puts and wakes every waiter; getters drain what is left.
@@ -239,13 +276,14 @@ public:
         SideLock consumers(*this, h_->get, Deadline::never(), "shutdown");
         const std::uint64_t put_count = h_->put.count.load(), got = h_->get.count.load();
         commit(h_->get, h_->put.pos.load(), put_count, 0);
-        h_->get.peer_pos = h_->put.pos.load();
+        tail_seen_ = h_->put.pos.load();
         notify(h_->room);
         return put_count > got ? put_count - got : 0;
     }
 
-    /// The data area, for tests and fuzzers that corrupt it on purpose.
-    std::span<std::byte> data_for_testing() noexcept { return {data_, h_->capacity}; }
+    /// The data area and the header, for tests and fuzzers that corrupt them on purpose.
+    std::span<std::byte> data_for_testing() noexcept { return {data_, cap_}; }
+    std::span<std::byte> header_for_testing() noexcept { return {reinterpret_cast<std::byte*>(h_), sizeof(Header)}; }
 
 private:
     static constexpr std::size_t header_bytes = 8;
@@ -263,12 +301,12 @@ private:
         std::uint32_t pending_in_message = 0;
         std::uint64_t pending_pos = 0;
         std::uint64_t pending_count = 0;
-        // The other side's pos as this side last read it: a hint that is never ahead of the truth,
-        // so the shared line is read only when the ring looks full (producers) or empty (consumers).
-        std::uint64_t peer_pos = 0;
         // The only word the other side reads, on a line of its own: the holder writes the mutex and
         // the redo record several times per message, and must not lose the line to every poll.
         alignas(64) std::atomic<std::uint64_t> pos{0}; // tail for producers, head for consumers: bytes ever passed
+        // Producers: one waits for free bytes. A consumer that holds the fragments of a message it
+        // is assembling in the ring frees them when it sees this (see get()).
+        std::atomic<std::uint32_t> wants_room{0};
     };
     struct alignas(alignment) Header {
         Header(std::size_t cap, std::size_t max) : capacity(cap), maxsize(max) {}
@@ -291,7 +329,15 @@ private:
             if (result == posix::LockResult::already_owned)
                 throw StateError(std::string(r.owner_) + "::" + op + ": called again from inside a put or get on this thread");
             held_ = result == posix::LockResult::acquired || result == posix::LockResult::owner_died;
-            if (result == posix::LockResult::owner_died) r.recover(s);
+            if (!held_) return;
+            try {
+                if (result == posix::LockResult::owner_died) r.recover(s, op);
+                r.verify(s, op);
+            } catch (...) {
+                posix::robust_mutex_unlock(&s.mutex);
+                held_ = false;
+                throw;
+            }
         }
         ~SideLock() {
             if (held_) posix::robust_mutex_unlock(&side_.mutex);
@@ -306,7 +352,7 @@ private:
     static constexpr std::size_t record_bytes(std::size_t payload) noexcept {
         return header_bytes + ((payload + 7) & ~std::size_t{7});
     }
-    std::size_t offset(std::uint64_t pos) const noexcept { return static_cast<std::size_t>(pos & (h_->capacity - 1)); }
+    std::size_t offset(std::uint64_t pos) const noexcept { return static_cast<std::size_t>(pos & (cap_ - 1)); }
 
     void write_header(std::uint64_t pos, std::size_t size, Kind kind) noexcept {
         std::uint32_t s = static_cast<std::uint32_t>(size), k = kind;
@@ -317,7 +363,7 @@ private:
     // Records never wrap: if `bytes` do not fit before the end, a PAD record (published on its own)
     // fills the end. wait_for_room() reserved room for the pad as well.
     std::uint64_t pad_if_needed(std::uint64_t tail, std::size_t bytes) {
-        std::size_t to_end = h_->capacity - offset(tail);
+        std::size_t to_end = cap_ - offset(tail);
         if (bytes <= to_end) return tail;
         write_header(tail, to_end - header_bytes, pad);
         publish_put(tail + to_end, 0, h_->put.in_message);
@@ -350,14 +396,20 @@ private:
     // Shared memory is written by other processes: a record header is checked before it is trusted,
     // so that a corrupted ring gives SerializationError, never a read outside the buffer.
     void check_record(std::uint64_t head, std::uint32_t size, std::uint32_t kind) const {
-        const std::uint64_t published = h_->put.pos.load() - head;
-        const std::size_t to_end = h_->capacity - offset(head);
+        const std::uint64_t published = tail_seen_ - head; // wait_for_data() left tail_seen_ past head
+        const std::size_t to_end = cap_ - offset(head);
         const bool ok = kind <= abort_record && record_bytes(size) <= std::min<std::uint64_t>(to_end, published) &&
                         (kind != pad || size == to_end - header_bytes);
         if (!ok)
             throw SerializationError(std::string(owner_) + "::get: corrupted record at byte " + std::to_string(offset(head)) +
                                      " (size " + std::to_string(size) + ", kind " + std::to_string(kind) +
                                      "): the shared memory was overwritten");
+    }
+
+    [[noreturn]] void corrupted(std::uint64_t pos, std::uint32_t size, std::uint32_t kind) const {
+        throw SerializationError(std::string(owner_) + "::get: corrupted record at byte " + std::to_string(offset(pos)) +
+                                 " (size " + std::to_string(size) + ", kind " + std::to_string(kind) +
+                                 "): the shared memory was overwritten");
     }
 
     template <class Read>
@@ -399,9 +451,43 @@ private:
         return true;
     }
 
+    // Shared memory is written by other processes, which may be buggy or hostile (see the trust
+    // model in docs/guarantees.md): every shared field is checked before it is used, and what cannot
+    // be true of a ring is SerializationError, never a read or write outside the buffer or a wait
+    // that cannot end. Checked holding side `s`: its pos is stable, the other one only moves towards
+    // it, so 0 <= tail - head <= capacity holds whatever the order of the two reads.
+    // The positions are checked where they are read from the other side anyway (a refresh of
+    // head_seen_ or tail_seen_), not here: reading the other side's line on every call would cost
+    // the very cache misses that those copies avoid.
+    void verify(Side&, const char* op) const {
+        if (h_->capacity != cap_) corrupted_field(op, "capacity", h_->capacity);
+        if (h_->maxsize != maxsize_) corrupted_field(op, "maxsize", h_->maxsize);
+    }
+    void check_positions(const char* op, std::uint64_t head, std::uint64_t tail) const {
+        if (tail < head || tail - head > cap_)
+            throw SerializationError(std::string(owner_) + "::" + op + ": the shared ring is corrupted: head " +
+                                     std::to_string(head) + " and tail " + std::to_string(tail) +
+                                     " are not within its capacity of " + std::to_string(cap_) + " bytes");
+    }
+    [[noreturn]] void corrupted_field(const char* op, const char* field, std::uint64_t value) const {
+        throw SerializationError(std::string(owner_) + "::" + op + ": the shared ring is corrupted: its " + field +
+                                 " reads " + std::to_string(value) + ", not the " +
+                                 std::to_string(std::string_view(field) == "maxsize" ? maxsize_ : cap_) +
+                                 " it was made with");
+    }
+
     // Called holding a side's mutex after its previous holder died.
-    void recover(Side& s) {
-        if (s.pending.load(std::memory_order_acquire)) apply(s);
+    void recover(Side& s, const char* op) {
+        if (s.pending.load(std::memory_order_acquire)) {
+            // The redo record must describe a move forward that the ring allows.
+            const bool put = &s == &h_->put;
+            const std::uint64_t to = s.pending_pos, from = s.pos.load();
+            const bool ok = to >= from && s.pending_count >= s.count.load() &&
+                            (put ? to - h_->get.pos.load() <= cap_ : to <= h_->put.pos.load());
+            if (!ok) corrupted_field(op, put ? "producers' pending commit" : "consumers' pending commit", to);
+            apply(s);
+        }
+        if (&s == &h_->put) s.wants_room.store(0);
         if (&s == &h_->put && s.in_message) abort_message();
     }
 
@@ -415,53 +501,94 @@ private:
     // Producer side held. Waits until `bytes` (plus a possible pad) fit and, when `counts`, the
     // message count is under maxsize. Throws QueueClosed if the ring is closed.
     bool wait_for_room(std::size_t bytes, bool counts, Deadline d, const char* op) {
+        struct Flag { // raised while this producer lacks bytes, lowered however the wait ends
+            std::atomic<std::uint32_t>& word;
+            bool raised = false;
+            ~Flag() {
+                if (raised) word.store(0);
+            }
+        } flag{h_->put.wants_room};
         auto fits = [&] {
             if (h_->closed.load()) return true;
             std::uint64_t tail = h_->put.pos.load(std::memory_order_relaxed);
-            std::size_t to_end = h_->capacity - offset(tail);
+            std::size_t to_end = cap_ - offset(tail);
             std::size_t need = bytes <= to_end ? bytes : bytes + to_end;
-            if (h_->capacity - (tail - h_->put.peer_pos) < need) {
-                h_->put.peer_pos = h_->get.pos.load(std::memory_order_acquire);
-                if (h_->capacity - (tail - h_->put.peer_pos) < need) return false;
+            // A stale head_seen_ (other producers have moved the tail on since) is refreshed too.
+            if (tail - head_seen_ > cap_ || cap_ - (tail - head_seen_) < need) {
+                head_seen_ = h_->get.pos.load(std::memory_order_acquire);
+                check_positions("put", head_seen_, tail);
+                if (tail - head_seen_ > cap_ || cap_ - (tail - head_seen_) < need) {
+                    if (!flag.raised) { // seq_cst store, then notify(): pairs with the consumer's await
+                        flag.raised = true;
+                        flag.word.store(1);
+                        notify(h_->data);
+                    }
+                    return false;
+                }
             }
-            return !counts || h_->maxsize == 0 || h_->put.count.load(std::memory_order_relaxed) - h_->get.count.load() < h_->maxsize;
+            return !counts || maxsize_ == 0 || h_->put.count.load(std::memory_order_relaxed) - h_->get.count.load() < maxsize_;
         };
         if (!await(fits, h_->room, d)) return false;
         if (h_->closed.load()) throw QueueClosed(std::string(owner_) + "::" + op + ": the queue is closed");
         return true;
     }
 
-    // Consumer side held. Waits until a record is published at `head`. Closed and drained throws
-    // QueueClosed. While `assembling`, it also watches for the producer's death: every 20 ms it takes
-    // the producer side, whose recovery ends the dead producer's message with an ABORT record.
-    bool wait_for_data(std::uint64_t head, Deadline d, bool assembling) {
-        // get.peer_pos is never behind head: every path that returns true leaves it at or past the
-        // record it announces, so the fast path below never reads bytes nobody published.
+    enum class Data { ready, timed_out, room_wanted };
+
+    // Consumer side held. Waits until a record is published at `pos`. Closed and drained throws
+    // QueueClosed. While `holding` (assembling a message whose fragments are still in the ring) it
+    // also returns room_wanted when the producer waits for room. While `assembling`, every 20 ms it
+    // takes the producer side, whose recovery ends a dead producer's message with an ABORT record.
+    Data wait_for_data(std::uint64_t pos, Deadline d, bool assembling, bool holding) {
+        // tail_seen_ is never behind pos once this returns ready: every path that does leaves it past
+        // the record it announces, so check_record() never trusts bytes nobody published.
         auto ready = [&] {
-            if (h_->get.peer_pos > head) return true;
-            h_->get.peer_pos = h_->put.pos.load();
-            return h_->get.peer_pos > head || h_->closed.load();
+            if (tail_seen_ > pos) return true;
+            tail_seen_ = h_->put.pos.load();
+            if (tail_seen_ < pos || tail_seen_ - pos > cap_) check_positions("get", pos, tail_seen_);
+            return tail_seen_ > pos || h_->closed.load() || (holding && h_->put.wants_room.load());
         };
         for (;;) {
-            Deadline step = assembling ? Deadline::after(std::chrono::milliseconds(20)) : d;
-            if (await(ready, h_->data, step)) break;
-            if (!assembling) return false;
-            SideLock producer(*this, h_->put, Deadline::after(std::chrono::seconds(0)), "get");
+            Deadline step = d;
+            if (assembling) {
+                step = Deadline::after(std::chrono::milliseconds(20));
+                if (!d.is_never() && d.at() < step.at()) step = d;
+            }
+            if (!await(ready, h_->data, step)) {
+                if (d.expired()) return Data::timed_out;
+                SideLock producer(*this, h_->put, Deadline::after(std::chrono::seconds(0)), "get");
+                continue;
+            }
+            if (h_->closed.load() == closed_dropping)
+                throw QueueClosed(std::string(owner_) + "::get: the queue was shut down, dropping what it held");
+            // `ready` may have returned on `closed` alone while a last record was being published: take
+            // the tail again, into the cache, before reading past what the cache said.
+            if (tail_seen_ > pos) return Data::ready;
+            tail_seen_ = h_->put.pos.load();
+            if (tail_seen_ < pos || tail_seen_ - pos > cap_) check_positions("get", pos, tail_seen_);
+            if (tail_seen_ > pos) return Data::ready;
+            if (holding && h_->put.wants_room.load()) return Data::room_wanted;
+            if (h_->closed.load()) throw QueueClosed(std::string(owner_) + "::get: the queue is closed and empty");
+            // `ready` returned on a room request that is withdrawn now, the ring neither closed nor
+            // fed: its producer found room (a wait that ended, or a recovery that is about to write
+            // an ABORT record) and publishes next. Wait for that, not "closed and empty".
         }
-        if (h_->closed.load() == closed_dropping)
-            throw QueueClosed(std::string(owner_) + "::get: the queue was shut down, dropping what it held");
-        // `ready` may have returned on `closed` alone while a last record was being published: take
-        // the tail again, into the cache, before reading past what the cache said.
-        if (h_->get.peer_pos > head) return true;
-        h_->get.peer_pos = h_->put.pos.load();
-        if (h_->get.peer_pos > head) return true;
-        throw QueueClosed(std::string(owner_) + "::get: the queue is closed and empty");
     }
 
     Header* h_;
     std::byte* data_;
     const char* owner_;
     bool owned_ = true;
+    // The constants, copied at construction or attach and never read from shared memory again (a
+    // process that overwrote them could otherwise steer this one's reads and writes out of the buffer).
+    std::uint64_t cap_ = 0;
+    std::uint64_t maxsize_ = 0;
+    // The other side's pos as this process last read it, under this side's lock: a hint that is never
+    // ahead of the truth (positions only grow), so the shared line is read only when the ring looks
+    // full (producers: head_seen_) or empty (consumers: tail_seen_). Kept in the process, where no
+    // other process can push it ahead.
+    std::uint64_t head_seen_ = 0;
+    std::uint64_t tail_seen_ = 0;
 };
 
 } // namespace mproc::detail

@@ -16,11 +16,11 @@ Segment::CreateParams params(const Options& o) {
     return {o.mode, o.unlink_on_close, o.replace_stale};
 }
 
-/// From an AttachOptions: its wait; `size`, when known, the payload size expected.
+/// From an AttachOptions: its wait and allowed_owner; `size`, when known, the payload size expected.
 template <class Options>
     requires requires(const Options& o) { o.wait; }
 Segment::AttachParams params(const Options& o, std::optional<std::size_t> size = std::nullopt) {
-    return {o.wait, size};
+    return {o.wait, size, o.allowed_owner};
 }
 
 } // namespace mproc::detail::shm

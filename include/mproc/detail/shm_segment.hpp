@@ -23,7 +23,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <csignal>
+#include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <new>
 #include <optional>
 #include <string>
@@ -41,6 +44,7 @@
 #include "posix/process.hpp"
 #include "posix/procfs.hpp"
 #include "posix/shm.hpp"
+#include "posix/signal.hpp"
 #include "wait.hpp"
 
 namespace mproc::detail::shm {
@@ -239,6 +243,74 @@ inline std::string why_taken(std::string_view name) {
     return "; its state is " + info->state;
 }
 
+/// One entry of CreatedNames.
+struct CreatedNameSlot {
+    std::atomic<pid_t> pid{0}; // the creator; 0 free, -1 being written
+    char path[max_name_length + 32]{};
+};
+
+/// The names this process created and removes when it ends. The destructors remove them normally;
+/// this registry also removes them when SIGINT or SIGTERM ends the process (if the signal's action
+/// was the default one when the first name was made: a program's own handler is left in place and
+/// decides) and when the process calls exit() with the objects still alive. After SIGKILL (or
+/// _exit) they stay, as stale names: `mproc-shm clean` or remove_stale_shared_memory() removes them.
+/// Lock-free and async-signal-safe on the signal side; at most `capacity` names at once are covered.
+class CreatedNames {
+public:
+    static constexpr std::size_t capacity = 256;
+
+    /// Records /dev/shm/mproc.<name> as made by this process; returns its slot, or -1 when full.
+    static int add(std::string_view name) {
+        install_once();
+        const std::string path = file_path(name);
+        if (path.size() >= sizeof(Slot::path)) return -1;
+        for (std::size_t i = 0; i < capacity; ++i) {
+            pid_t free = 0;
+            if (!slots[i].pid.compare_exchange_strong(free, -1)) continue;
+            std::memcpy(slots[i].path, path.c_str(), path.size() + 1);
+            slots[i].pid.store(posix::current_pid(), std::memory_order_release);
+            return static_cast<int>(i);
+        }
+        return -1;
+    }
+    /// Forgets a slot from add() (its name was removed, or is no longer this process's to remove).
+    static void remove(int slot) noexcept {
+        if (slot >= 0) slots[static_cast<std::size_t>(slot)].pid.store(0, std::memory_order_release);
+    }
+
+private:
+    using Slot = CreatedNameSlot;
+    static inline Slot slots[capacity]{};
+    static inline struct sigaction previous[2]{}; // SIGINT, SIGTERM
+
+    // Removes this process's names (not those a forked child inherited in the table: their creator
+    // is its parent). Async-signal-safe: atomics, getpid and unlink.
+    static void remove_all() noexcept {
+        const pid_t me = ::getpid();
+        for (Slot& s : slots)
+            if (s.pid.load(std::memory_order_acquire) == me) {
+                ::unlink(s.path);
+                s.pid.store(0);
+            }
+    }
+    static void on_signal(int sig, siginfo_t* info, void* context) {
+        const int saved_errno = errno;
+        remove_all();
+        posix::chain_signal(previous[sig == SIGINT ? 0 : 1], sig, info, context);
+        errno = saved_errno;
+    }
+    static void install_once() {
+        static std::once_flag once;
+        std::call_once(once, [] {
+            std::atexit([] { remove_all(); });
+            const int sigs[2] = {SIGINT, SIGTERM};
+            for (int i = 0; i < 2; ++i)
+                if (posix::is_default_action(posix::current_signal_action(sigs[i])))
+                    previous[i] = posix::install_signal_handler(sigs[i], &on_signal);
+        });
+    }
+};
+
 /// A mapping of one named segment. Movable, not copyable. The creator (in the process that created
 /// it) removes the name when the segment is closed, unless told to keep it.
 class Segment {
@@ -251,6 +323,7 @@ public:
     struct AttachParams {
         std::chrono::duration<double> wait{0};      // for the name to appear
         std::optional<std::size_t> payload_bytes;   // the size the attacher insists on
+        std::optional<uid_t> allowed_owner = std::nullopt; // accepted besides this process's effective uid
     };
 
     /// Creates /dev/shm/mproc.<name> holding `payload_bytes` zeroed bytes for a `kind` of `type`.
@@ -304,6 +377,7 @@ public:
         }
         s.creator_ = posix::current_pid();
         s.unlink_on_close_ = p.unlink_on_close;
+        if (p.unlink_on_close) s.slot_ = CreatedNames::add(name);
         Header* h = new (s.base_) Header;
         h->creator_pid.store(s.creator_);
         h->creator_start.store(posix::own_start_time());
@@ -320,7 +394,8 @@ public:
     /// Attaches to /dev/shm/mproc.<name>, which must hold a `kind` of `type`. Waits up to `p.wait`
     /// for the name to appear and (up to 10 s more) for a live creator to finish building it.
     /// Throws ValueError (bad name, another kind or type, another size), OSError (ENOENT: no such name;
-    /// EACCES: not this user's), StateError (its creator died before finishing it), TimeoutError.
+    /// EACCES: not readable and writable by this user; EPERM: owned by another user than this one and
+    /// `allowed_owner`), StateError (its creator died before finishing it), TimeoutError.
     static Segment attach(std::string_view name, Kind kind, std::string_view type, const AttachParams& p,
                           const std::string& op) {
         validate_name(name, op);
@@ -348,6 +423,13 @@ public:
             }
         }
         FdCloser closer{fd};
+        // Ownership first, before a byte of the object is read: an object of another user is refused.
+        const uid_t me = posix::effective_uid();
+        if (const uid_t owner = posix::object_status(fd, path).owner; owner != me && owner != p.allowed_owner)
+            throw OSError(EPERM, op + ": " + quote_name(name) + " (" + file_path(name) + ") is owned by uid " +
+                                     std::to_string(owner) + ", not by this user (uid " + std::to_string(me) +
+                                     "): refused, as another user's object could feed this process its data; pass "
+                                     "AttachOptions{.allowed_owner = " + std::to_string(owner) + "} to trust that user");
         const Deadline build_deadline =
             Deadline::after(std::max<std::chrono::duration<double>>(p.wait, build_timeout));
         auto never_built = [&] {
@@ -442,6 +524,7 @@ public:
     /// Throws OSError if the name cannot be removed (EACCES).
     bool unlink() {
         if (unlinked_) return false;
+        if (is_creator()) CreatedNames::remove(std::exchange(slot_, -1));
         const std::string path = system_path(name_);
         int fd = -1;
         try {
@@ -469,6 +552,7 @@ public:
             } catch (...) {
             }
         }
+        if (is_creator()) CreatedNames::remove(std::exchange(slot_, -1));
         posix::unmap(base_, mapped_);
         base_ = nullptr;
         mapped_ = 0;
@@ -492,6 +576,7 @@ private:
         unlink_on_close_ = o.unlink_on_close_;
         published_ = o.published_;
         unlinked_ = o.unlinked_;
+        slot_ = std::exchange(o.slot_, -1);
     }
 
     std::string name_;
@@ -504,6 +589,7 @@ private:
     bool unlink_on_close_ = false;
     bool published_ = false;
     bool unlinked_ = false;
+    int slot_ = -1; // in CreatedNames, while this creator is to remove the name
 };
 
 /// Base-from-member: holds the segment ahead of the base classes that are built inside it.

@@ -183,6 +183,52 @@ public:
         advance();
     }
 
+    /// Runs items [first(), count) of a chunk, `call(i)` giving item i's result: what a loop of
+    /// item_done() and item_failed() does, with the same counts published in the same order. The
+    /// counts stay in locals across the call: the item's function is opaque to the compiler, which
+    /// would reload and store every member around each call (map(square): ~17 more instructions an
+    /// item, +45% worker time).
+    template <class R, class Call>
+    void run_items(std::size_t count, Call&& call) {
+        std::byte* const buffer = buffer_.data();
+        const std::size_t capacity = buffer_.size();
+        WorkerSlot& slot = slot_;
+        const bool stamp = stamp_items_;
+        std::uint64_t next = next_;
+        std::size_t used = used_;
+        while (next < count) {
+            bool in_members = false; // true once the counts were handed back to next_ and used_
+            try {
+                decltype(auto) returned = call(static_cast<std::size_t>(next)); // R, or a reference to one
+                const R& value = returned;
+                leave_if_copy();
+                const std::size_t n = codec::element_size(value);
+                if (used + n <= capacity) { // item_done's common case
+                    codec::write_element(value, buffer + used);
+                    used += n;
+                    slot.buffer_used.store(used, std::memory_order_release);
+                    slot.next_item.store(++next, std::memory_order_release);
+                    if (stamp) slot.started_ns.store(Clock::now().time_since_epoch().count(), std::memory_order_relaxed);
+                    continue;
+                }
+                next_ = next;
+                used_ = used;
+                in_members = true;
+                item_done(value);
+            } catch (...) {
+                if (!in_members) {
+                    next_ = next;
+                    used_ = used;
+                }
+                item_failed();
+            }
+            next = next_;
+            used = used_;
+        }
+        next_ = next;
+        used_ = used;
+    }
+
     /// The current item threw: its error travels, the next items run.
     void item_failed() {
         leave_if_copy();
@@ -301,13 +347,9 @@ public:
         return std::make_unique<ChunkTask>(function_from_bytes<F>(fn), codec::decode<std::vector<Item>>(args));
     }
     void run(TaskContext& out) override {
-        for (std::size_t i = out.first(); i < items_.size(); ++i) {
-            try {
-                out.item_done(static_cast<const Result&>(call_item<F, Item, Star>(f_, items_[i])));
-            } catch (...) {
-                out.item_failed();
-            }
-        }
+        out.run_items<Result>(items_.size(), [this](std::size_t i) -> decltype(auto) {
+            return call_item<F, Item, Star>(f_, items_[i]);
+        });
     }
 
 private:

@@ -11,6 +11,7 @@
 #include <string_view>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <vector>
 
 #include "syscall.hpp"
@@ -57,6 +58,9 @@ struct ObjectStatus {
     ino_t inode = 0;            // with `device`: which object a name refers to now
     std::int64_t changed_ns = 0; // last status change, CLOCK_REALTIME nanoseconds
 };
+
+/// The calling process's effective user id (geteuid never fails).
+inline uid_t effective_uid() noexcept { return ::geteuid(); }
 
 inline ObjectStatus object_status(int fd, const std::string& path) {
     struct stat st{};
