@@ -173,7 +173,8 @@ public:
     explicit SerializationError(const std::string& what) : Error(Errc::serialization, what) {}
 };
 
-/// The holder of a lock (or of semaphore permits) died holding it. The lock has been made
+/// The holder of a lock (Lock, RLock, NamedLock, a SharedValue's lock) died holding it. (Semaphores
+/// never throw it: a permit taken by a process that died stays taken.) The lock has been made
 /// consistent and released, so the caller may retry; the data it protected may be half-updated.
 class OwnerDied : public Error {
 public:

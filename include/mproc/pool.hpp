@@ -383,11 +383,13 @@ using PoolLazyRange = LazyRange<typename PoolImapSource<F, Range, Ordered>::Resu
 
 /// A pool of worker processes. Not copyable or movable.
 ///
-/// Threads: every member, and the futures and ranges it returns, may be used from any number of
-/// threads of the process that built the pool at once. Results are collected, and the workers
-/// supervised, by whichever thread is waiting (in map, get, join...); the other waiting threads sleep
-/// until their results are in. Used from any other process (a forked child), every call throws
-/// StateError and the pool's owner is left untouched.
+/// Threads: every member, and the futures it returns, may be used from any number of threads of the
+/// process that built the pool at once; an imap range is iterated by one thread at a time (several
+/// ranges, each on its own thread, are fine). Results are collected, and the workers supervised, by
+/// whichever thread is waiting (in map, get, join...); the other waiting threads sleep until their
+/// results are in. Used from any other process (a forked child), every call that submits, waits or
+/// cancels throws StateError; close() and terminate() do nothing there, processes() and
+/// worker_pids() answer from the copy; the pool's owner is left untouched.
 class Pool {
 public:
     /// cpu_count() workers.

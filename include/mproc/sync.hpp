@@ -188,7 +188,8 @@ private:
 };
 
 /// A condition variable for processes, used with std::unique_lock<mproc::Lock>.
-/// Spurious wake-ups are possible, as with std::condition_variable: prefer the predicate forms.
+/// A wait returns true only once a notify reached it (no spurious wake-ups), false on timeout; the
+/// predicate forms are still the robust way to wait for a state.
 class Condition {
 public:
     /// A condition with a Lock of its own (get_lock()), as Python's Condition() makes.

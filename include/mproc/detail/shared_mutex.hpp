@@ -50,9 +50,10 @@ public:
     bool try_lock() { return settle(posix::robust_mutex_try_lock(mutex_), "try_lock"); }
     /// Blocks up to `d`; false on timeout. Throws as lock().
     template <class Rep, class Period>
-    bool try_lock_for(std::chrono::duration<Rep, Period> d) { return lock_until(Deadline::after(d)); }
+    bool try_lock_for(std::chrono::duration<Rep, Period> d) { return lock_until(Deadline::after(d), "try_lock_for"); }
+    /// Blocks until `t`; false on timeout. Throws as lock().
     template <class C, class D>
-    bool try_lock_until(std::chrono::time_point<C, D> t) { return lock_until(Deadline::until(t)); }
+    bool try_lock_until(std::chrono::time_point<C, D> t) { return lock_until(Deadline::until(t), "try_lock_until"); }
     /// Throws StateError if the calling thread does not hold the lock.
     void unlock() {
         if (!posix::robust_mutex_unlock(mutex_))
@@ -68,7 +69,7 @@ public:
     pthread_mutex_t* native_handle() noexcept { return mutex_; }
 
 private:
-    bool lock_until(Deadline d) { return settle(posix::robust_mutex_lock_until(mutex_, d), "try_lock_for"); }
+    bool lock_until(Deadline d, const char* op) { return settle(posix::robust_mutex_lock_until(mutex_, d), op); }
     bool settle(posix::LockResult r, const char* op) {
         switch (r) {
         case posix::LockResult::acquired: return true;
