@@ -496,28 +496,11 @@ private:
     Store store_;
 };
 
-/// One mproc name in /dev/shm, as list_shared_memory() sees it.
-struct SharedMemoryInfo {
-    std::string name;            // as given to create(), without the "mproc." prefix
-    std::string path;            // "/dev/shm/mproc.<name>"
-    std::string holds;           // "SharedMemory", "NamedQueue<int>"...; empty while unknown
-    std::size_t size = 0;        // payload bytes (0 while unknown)
-    unsigned mode = 0;           // permission bits of the object
-    uid_t owner = 0;             // its owner's uid
-    pid_t creator_pid = 0;       // 0 while unknown
-    bool creator_alive = false;  // the creator (same pid and start time) still runs
-    bool kept = false;           // created with unlink_on_close = false
-    bool ready = false;          // the creator finished building it
-    /// "live" (creator running), "kept" (creator gone, kept on purpose), "stale" (creator gone),
-    /// "building" (creator running, not finished), "incomplete" (no header yet), "foreign" (under the
-    /// prefix but not an mproc segment), "unreadable" (another user's).
-    std::string state;
-    /// What remove_stale_shared_memory() removes: the creator is gone and the name is not kept, or
-    /// the segment was never finished (an "incomplete" one only when older than 10 s).
-    bool stale = false;
-};
-// What detail::shm::inspect fills, field for field (list_shared_memory copies it in this order).
-static_assert(sizeof(SharedMemoryInfo) == sizeof(detail::shm::SegmentInfo));
+/// One mproc name in /dev/shm, as list_shared_memory() sees it. Its fields (the struct it derives
+/// from, in detail/shm_segment.hpp, documents each): name, path, holds, size, mode, owner,
+/// creator_pid, creator_alive, kept, ready, state ("live", "kept", "stale", "building",
+/// "incomplete", "foreign", "unreadable") and stale (what remove_stale_shared_memory() removes).
+struct SharedMemoryInfo : detail::shm::SegmentInfo {};
 
 /// The mproc names in /dev/shm whose name (after the "mproc." prefix) starts with `name_prefix`,
 /// with what each holds and whether it is stale (see SharedMemoryInfo). Reads headers only; never
@@ -525,8 +508,7 @@ static_assert(sizeof(SharedMemoryInfo) == sizeof(detail::shm::SegmentInfo));
 inline std::vector<SharedMemoryInfo> list_shared_memory(std::string_view name_prefix = "") {
     std::vector<SharedMemoryInfo> out;
     for (detail::shm::SegmentInfo& i : detail::shm::list(name_prefix))
-        out.push_back({std::move(i.name), std::move(i.path), std::move(i.holds), i.size, i.mode, i.owner, i.creator_pid,
-                       i.creator_alive, i.kept, i.ready, std::move(i.state), i.stale});
+        out.push_back(SharedMemoryInfo{std::move(i)});
     return out;
 }
 

@@ -49,7 +49,7 @@
 
 namespace mproc::detail::shm {
 
-/// One mproc name in /dev/shm: what mproc::SharedMemoryInfo shows (see there).
+/// One mproc name in /dev/shm: the fields of mproc::SharedMemoryInfo, which derives from it.
 struct SegmentInfo {
     std::string name;            // as given to create(), without the "mproc." prefix
     std::string path;            // "/dev/shm/mproc.<name>"
