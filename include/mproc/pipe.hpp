@@ -90,6 +90,10 @@ private:
 };
 
 /// One end of a Pipe<T>: send(T), recv() -> T. Made by Pipe<T>().
+namespace detail {
+struct ConnectionMaker;
+} // namespace detail
+
 template <Serializable T>
 class Connection : public ConnectionBase {
 public:
@@ -108,10 +112,21 @@ public:
     }
 
 private:
-    template <Serializable U>
-    friend std::pair<Connection<U>, Connection<U>> Pipe(bool duplex);
+    // Pipe() builds the ends through this class (a friend class rather than the constrained function
+    // template: clang 16 does not match a constrained friend template with its definition).
+    friend struct detail::ConnectionMaker;
     Connection(int fd, bool readable, bool writable, bool pipe) : ConnectionBase(fd, readable, writable, pipe) {}
 };
+
+namespace detail {
+/// Makes Connections over descriptors it owns from now on (Pipe's use only).
+struct ConnectionMaker {
+    template <class T>
+    static Connection<T> make(int fd, bool readable, bool writable, bool pipe) {
+        return Connection<T>(fd, readable, writable, pipe);
+    }
+};
+} // namespace detail
 
 /// A connected pair of Connections. Duplex (the default): both ends send and receive, over a
 /// socketpair. One-way (`duplex = false`): Python's order, the first end receives and the second
@@ -120,10 +135,10 @@ template <Serializable T>
 std::pair<Connection<T>, Connection<T>> Pipe(bool duplex = true) {
     if (!duplex) {
         auto [rx, tx] = detail::posix::pipe_pair();
-        return {Connection<T>(rx, true, false, true), Connection<T>(tx, false, true, true)};
+        return {detail::ConnectionMaker::make<T>(rx, true, false, true), detail::ConnectionMaker::make<T>(tx, false, true, true)};
     }
     auto [a, b] = detail::posix::stream_socket_pair();
-    return {Connection<T>(a, true, true, false), Connection<T>(b, true, true, false)};
+    return {detail::ConnectionMaker::make<T>(a, true, true, false), detail::ConnectionMaker::make<T>(b, true, true, false)};
 }
 
 /// What mproc::wait found ready: the connections with something to read (or at end-of-file) and the

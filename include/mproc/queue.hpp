@@ -59,7 +59,7 @@ public:
     /// Removes and returns the oldest message, blocking while the queue is empty. Throws QueueClosed
     /// once the queue is closed and drained, SerializationError if the bytes do not decode as T.
     T get() {
-        T out;
+        T out{}; // value-initialised: g++ -O3 cannot see that get_into() fills it, and says so in users' builds
         get_into(out, detail::Deadline::never());
         return out; // NRVO: the message is copied once, out of the ring into the caller's object
     }
