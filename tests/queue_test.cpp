@@ -669,7 +669,14 @@ TEST_CASE("regression (defect 5): the memory of destroyed queues goes back to th
     const std::size_t after = detail::posix::resident_bytes();
     INFO("RSS " << before / 1024 << " KiB -> " << after / 1024 << " KiB after touching " << touched / 1024 << " KiB of rings");
     CHECK(touched > (std::size_t{100} << 20));
+#if defined(__SANITIZE_THREAD__)
+    // ThreadSanitizer keeps its shadow of every page the rings touched (several times their size)
+    // resident after the rings' own pages are gone, so RSS cannot tell here; the default and ASan
+    // builds check it.
+    WARN("RSS bound not checked under ThreadSanitizer: " << after / 1024 << " KiB");
+#else
     CHECK(after < before + (std::size_t{12} << 20));
+#endif
 }
 
 TEST_CASE("a queue of 1 TiB or more is refused") {
