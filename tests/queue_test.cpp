@@ -4,6 +4,8 @@
 #include <mproc/detail/posix/memory.hpp>
 #include <mproc/detail/posix/procfs.hpp>
 
+#include "ring_in_buffer.hpp"
+
 #include <algorithm>
 #include <concepts>
 #include <optional>
@@ -563,10 +565,11 @@ TEST_CASE("regression (kill storm flake): a room request withdrawn while a consu
 }
 
 TEST_CASE("a corrupted record in shared memory is a SerializationError, not a wild read") {
-    detail::MessageRing ring(4096, 0, "Queue");
+    test::RingInBuffer placed(4096);
+    detail::MessageRing& ring = placed.ring();
     std::vector<std::byte> msg(100, std::byte{1});
     REQUIRE(ring.put_fragmented(msg, detail::Deadline::never()));
-    auto data = ring.data_for_testing();
+    auto data = placed.data();
     std::uint32_t huge = 1u << 30;
     std::memcpy(data.data(), &huge, sizeof huge); // the record's size field
     CHECK_THROWS_AS(ring.get([](std::span<const std::byte>) {}, detail::Deadline::never()), SerializationError);
@@ -589,23 +592,23 @@ std::size_t find_words(std::span<std::byte> header, std::uint64_t value, std::ui
 } // namespace
 
 TEST_CASE("regression (defect 4): a process that overwrites the ring's capacity gets SerializationError, not a segfault") {
-    detail::MessageRing ring(4096, 7, "Queue");
+    test::RingInBuffer placed(4096, 7);
+    detail::MessageRing& ring = placed.ring();
     std::vector<std::byte> msg(100, std::byte{1});
     REQUIRE(ring.put_fragmented(msg, detail::Deadline::never()));
-    const std::size_t at = find_words(ring.header_for_testing(), 4096, 7);
+    const std::size_t at = find_words(placed.header(), 4096, 7);
     for (std::uint64_t bad : {std::uint64_t{1} << 40, std::uint64_t{1} << 62, std::uint64_t{0}, std::uint64_t{4095}, std::uint64_t{8192}}) {
         INFO("capacity overwritten with " << bad);
-        std::memcpy(ring.header_for_testing().data() + at, &bad, 8);
+        std::memcpy(placed.header().data() + at, &bad, 8);
         CHECK_THROWS_WITH(ring.put_fragmented(msg, detail::Deadline::never()), Catch::Contains("corrupted") && Catch::Contains("capacity"));
         CHECK_THROWS_AS(ring.get([](std::span<const std::byte>) {}, detail::Deadline::never()), SerializationError);
         if (bad != 8192 && bad != std::uint64_t{1} << 40) // a capacity no ring can have (NamedQueue checks the rest against its size)
-            CHECK_THROWS_AS(detail::MessageRing(detail::MessageRing::AttachTag{}, ring.header_for_testing().data(), "Queue"),
-                            SerializationError);
+            CHECK_THROWS_AS(detail::MessageRing(detail::Placement::at(placed.memory(), false), 0, 0, "Queue"), SerializationError);
     }
     std::uint64_t good = 4096;
-    std::memcpy(ring.header_for_testing().data() + at, &good, 8);
+    std::memcpy(placed.header().data() + at, &good, 8);
     std::uint64_t bad_max = 0;
-    std::memcpy(ring.header_for_testing().data() + at + 8, &bad_max, 8);
+    std::memcpy(placed.header().data() + at + 8, &bad_max, 8);
     CHECK_THROWS_WITH(ring.put_fragmented(msg, detail::Deadline::never()), Catch::Contains("maxsize"));
 }
 
@@ -616,14 +619,15 @@ TEST_CASE("every word of a ring's header overwritten with garbage: errors or tim
     // wild read or write (ASan), a call that does not return.
     const std::uint64_t garbage[] = {~std::uint64_t{0}, std::uint64_t{1} << 63, 0x4141414141414141ULL, 12345, 0};
     std::size_t words = 0, errors = 0;
-    const std::size_t header_bytes = detail::MessageRing(4096, 0, "probe").header_for_testing().size();
+    const std::size_t header_bytes = test::RingInBuffer(4096).header().size();
     for (std::size_t at = 0; at + 8 <= header_bytes; at += 8) {
         for (std::uint64_t g : garbage) {
-            detail::MessageRing ring(4096, 0, "Queue");
+            test::RingInBuffer placed(4096);
+            detail::MessageRing& ring = placed.ring();
             std::vector<std::byte> small(40, std::byte{2}), big(3000, std::byte{3});
             REQUIRE(ring.put_fragmented(small, detail::Deadline::never()));
             REQUIRE(ring.put_fragmented(big, detail::Deadline::never()));
-            std::memcpy(ring.header_for_testing().data() + at, &g, 8);
+            std::memcpy(placed.header().data() + at, &g, 8);
             ++words;
             auto attempt = [&](auto&& op) {
                 try {

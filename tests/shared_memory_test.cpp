@@ -493,8 +493,8 @@ TEST_CASE("MessageRing over caller-provided memory: a second ring object attache
     REQUIRE(std::align(detail::MessageRing::alignment, bytes, p, space));
     std::vector<int> got;
     {
-        detail::MessageRing ring(p, 4096, 3, "test");
-        detail::MessageRing other(detail::MessageRing::AttachTag{}, p, "test");
+        detail::MessageRing ring(detail::Placement::at(p, true), 4096, 3, "test");
+        detail::MessageRing other(detail::Placement::at(p, false), 0, 0, "test");
         CHECK(other.capacity() == 4096);
         CHECK(other.maxsize() == 3);
         for (int i = 0; i < 3; ++i) CHECK(ring.put(sizeof i, [&](std::byte* out) { std::memcpy(out, &i, sizeof i); }, detail::Deadline::never()));
@@ -505,7 +505,7 @@ TEST_CASE("MessageRing over caller-provided memory: a second ring object attache
                       detail::Deadline::never());
     }
     // Both objects are gone, the ring is not: a third one takes the last message.
-    detail::MessageRing third(detail::MessageRing::AttachTag{}, p, "test");
+    detail::MessageRing third(detail::Placement::at(p, false), 0, 0, "test");
     CHECK(third.size() == 1);
     third.get([&](std::span<const std::byte> b) { int v; std::memcpy(&v, b.data(), sizeof v); got.push_back(v); },
               detail::Deadline::never());

@@ -21,7 +21,7 @@
 #include <utility>
 
 #include "codec.hpp"
-#include "detail/arena.hpp"
+#include "detail/placement.hpp"
 #include "detail/deadline.hpp"
 #include "detail/message_ring.hpp"
 #include "detail/wait.hpp"
@@ -41,7 +41,7 @@ class Queue {
 public:
     /// Throws ValueError for a capacity past 1 TiB, OSError if shared memory cannot be had.
     Queue() : Queue(QueueOptions{}) {}
-    explicit Queue(QueueOptions options) : ring_(options.capacity_bytes, options.maxsize, "Queue") {}
+    explicit Queue(QueueOptions options) : Queue(detail::Placement::arena(), options, "Queue") {}
     Queue(const Queue&) = delete;
     Queue& operator=(const Queue&) = delete;
 
@@ -95,10 +95,10 @@ public:
     bool closed() const noexcept { return ring_.closed(); }
 
 protected:
-    /// For a queue whose ring lives elsewhere (NamedQueue): `ring_args` go to detail::MessageRing's
-    /// constructors for caller-provided memory.
-    template <class... RingArgs>
-    explicit Queue(std::in_place_t, RingArgs&&... ring_args) : ring_(std::forward<RingArgs>(ring_args)...) {}
+    /// A queue whose ring is placed as `p` says (NamedQueue: in its segment); `kind` names the class
+    /// in error messages.
+    Queue(detail::Placement p, const QueueOptions& options, const char* kind)
+        : ring_(p, options.capacity_bytes, options.maxsize, kind) {}
 
     bool put_until(const T& v, detail::Deadline d) {
         const std::size_t size = encoded_size(v);

@@ -152,11 +152,11 @@ private:
 /// A mproc::Lock that unrelated processes share by name: a robust process-shared mutex in a named
 /// segment. Everything mproc::Lock does, with the same errors (OwnerDied when a holder died holding
 /// it, in any process). Not copyable or movable.
-class NamedLock : private detail::shm::SegmentHolder, public Lock {
+class NamedLock : public Lock {
 public:
     /// Throws as SharedMemory::create.
     static NamedLock create(std::string_view name, CreateOptions options = {}) {
-        return NamedLock(detail::shm::Segment::create(name, detail::shm::Kind::lock, "", sizeof(pthread_mutex_t),
+        return NamedLock(detail::shm::Segment::create(name, detail::shm::Kind::lock, "", Lock::state_size(),
                                                       detail::shm::params(options), "NamedLock::create"),
                          true);
     }
@@ -171,36 +171,40 @@ public:
     bool unlink() { return segment_.unlink(); }
 
 private:
+    // The segment's mapping stays where it is when `s` moves into segment_. Members go before
+    // bases at destruction, which is safe: a placed state is never destroyed (placement.hpp).
     NamedLock(detail::shm::Segment s, bool creating)
-        : SegmentHolder(std::move(s)), Lock(reinterpret_cast<pthread_mutex_t*>(segment_.payload()), creating, "NamedLock") {
+        : Lock(detail::Placement::at(s.payload(), creating), "NamedLock"), segment_(std::move(s)) {
         if (creating) segment_.publish();
     }
+    detail::shm::Segment segment_;
 };
 
 /// A mproc::Semaphore that unrelated processes share by name (POSIX's sem_open, in mproc's terms).
 /// It has no owner: permits taken by a process that dies are not returned, so bound such waits.
-class NamedSemaphore : private detail::shm::SegmentHolder, public Semaphore {
+class NamedSemaphore : public Semaphore {
 public:
     /// Throws ValueError for an initial value outside [0, 2^31), else as SharedMemory::create.
     static NamedSemaphore create(std::string_view name, std::ptrdiff_t initial = 1, CreateOptions options = {}) {
         return NamedSemaphore(detail::shm::Segment::create(name, detail::shm::Kind::semaphore, "", Semaphore::state_size(),
                                                            detail::shm::params(options), "NamedSemaphore::create"),
-                              initial);
+                              initial, true);
     }
     /// Throws as SharedMemory::attach; ValueError if `name` is not a NamedSemaphore.
     static NamedSemaphore attach(std::string_view name, AttachOptions options = {}) {
         return NamedSemaphore(detail::shm::Segment::attach(name, detail::shm::Kind::semaphore, "",
                                                            detail::shm::params(options), "NamedSemaphore::attach"),
-                              std::nullopt);
+                              0, false);
     }
     const std::string& name() const noexcept { return segment_.name(); }
     bool unlink() { return segment_.unlink(); }
 
 private:
-    NamedSemaphore(detail::shm::Segment s, std::optional<std::ptrdiff_t> initial)
-        : SegmentHolder(std::move(s)), Semaphore(segment_.payload(), initial, "NamedSemaphore") {
-        if (initial) segment_.publish();
+    NamedSemaphore(detail::shm::Segment s, std::ptrdiff_t initial, bool creating)
+        : Semaphore(detail::Placement::at(s.payload(), creating), initial, "NamedSemaphore"), segment_(std::move(s)) {
+        if (creating) segment_.publish();
     }
+    detail::shm::Segment segment_;
 };
 
 /// A mproc::Queue<T> that unrelated processes share by name: the same crash-safe ring, in a named
@@ -208,37 +212,38 @@ private:
 /// Everything Queue<T> does (put, get, close...), with the same errors. Attaching checks that the
 /// queue was made for the same T (by type name: two different types of the same name are not caught).
 template <Serializable T>
-class NamedQueue : private detail::shm::SegmentHolder, public Queue<T> {
+class NamedQueue : public Queue<T> {
 public:
     /// Throws ValueError (bad name or options), else as SharedMemory::create.
     static NamedQueue create(std::string_view name, QueueOptions queue = {}, CreateOptions options = {}) {
         const std::size_t bytes = detail::MessageRing::footprint(queue.capacity_bytes, "NamedQueue::create");
         return NamedQueue(detail::shm::Segment::create(name, detail::shm::Kind::queue, detail::codec::type_name<T>(), bytes,
                                                        detail::shm::params(options), "NamedQueue::create"),
-                          queue);
+                          queue, true);
     }
     /// Throws as SharedMemory::attach; ValueError if `name` is not a NamedQueue<T>.
     static NamedQueue attach(std::string_view name, AttachOptions options = {}) {
         return NamedQueue(detail::shm::Segment::attach(name, detail::shm::Kind::queue, detail::codec::type_name<T>(),
                                                        detail::shm::params(options), "NamedQueue::attach"),
-                          detail::MessageRing::AttachTag{});
+                          QueueOptions{}, false);
     }
     const std::string& name() const noexcept { return segment_.name(); }
     bool unlink() { return segment_.unlink(); }
 
 private:
-    NamedQueue(detail::shm::Segment s, const QueueOptions& q)
-        : SegmentHolder(std::move(s)),
-          Queue<T>(std::in_place, segment_.payload(), q.capacity_bytes, q.maxsize, "NamedQueue") {
-        segment_.publish();
-    }
-    NamedQueue(detail::shm::Segment s, detail::MessageRing::AttachTag tag)
-        : SegmentHolder(std::move(s)), Queue<T>(std::in_place, tag, segment_.payload(), "NamedQueue") {
+    // As NamedLock's. `options` are used only where the ring is built.
+    NamedQueue(detail::shm::Segment s, const QueueOptions& options, bool creating)
+        : Queue<T>(detail::Placement::at(s.payload(), creating), options, "NamedQueue"), segment_(std::move(s)) {
+        if (creating) {
+            segment_.publish();
+            return;
+        }
         const std::size_t cap = this->capacity_bytes();
-        if (!std::has_single_bit(cap) || detail::MessageRing::footprint(cap, "NamedQueue::attach") != segment_.payload_size())
+        if (detail::MessageRing::footprint(cap, "NamedQueue::attach") != segment_.payload_size())
             throw ValueError("NamedQueue::attach: " + detail::shm::quote_name(segment_.name()) +
                              " is damaged: its ring does not match its size");
     }
+    detail::shm::Segment segment_;
 };
 
 /// A dictionary that unrelated processes share by name: Python's Manager().dict() without a server

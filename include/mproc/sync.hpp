@@ -27,7 +27,7 @@
 #include <pthread.h>
 #include <string>
 
-#include "detail/arena.hpp"
+#include "detail/placement.hpp"
 #include "detail/deadline.hpp"
 #include "detail/wait.hpp"
 #include "detail/posix/mutex.hpp"
@@ -43,19 +43,18 @@ namespace mproc {
 class Lock : public detail::SharedMutex {
 public:
     /// Throws OSError if the arena cannot grow.
-    Lock() : SharedMutex(false, "Lock") {}
+    Lock() : SharedMutex(detail::Placement::arena(), false, "Lock") {}
 
 protected:
-    /// Over a mutex in caller-provided memory (NamedLock, the named containers); see SharedMutex.
-    /// `kind` names the class in error messages.
-    Lock(pthread_mutex_t* placed, bool initialise, const char* kind) : SharedMutex(placed, initialise, false, kind) {}
+    /// Over a mutex placed elsewhere (NamedLock); `kind` names the class in error messages.
+    Lock(detail::Placement p, const char* kind) : SharedMutex(p, false, kind) {}
 };
 
 /// A re-entrant process-shared mutex (Python's RLock): its owner may lock it again and must unlock
 /// it as many times. Same calls and errors as Lock, except that relocking by the owner is allowed.
 class RLock : public detail::SharedMutex {
 public:
-    RLock() : SharedMutex(true, "RLock") {}
+    RLock() : SharedMutex(detail::Placement::arena(), true, "RLock") {}
 };
 
 /// A counting semaphore (Python's multiprocessing.Semaphore). Lock-free when a permit is free; sleeps
@@ -105,12 +104,11 @@ public:
 
 protected:
     Semaphore(std::ptrdiff_t initial, const char* kind, std::uint64_t limit = max_value)
-        : s_(check_initial(initial, kind)), limit_(limit), kind_(kind) {}
-    /// Over state in caller-provided memory that outlives this object (NamedSemaphore): `place` has
-    /// state_size() bytes aligned to state_alignment(). With `initial`, the state is built there;
-    /// without, the state another process built there is used.
-    Semaphore(void* place, std::optional<std::ptrdiff_t> initial, const char* kind)
-        : s_(detail::borrowed, place_state(place, initial, kind)), limit_(max_value), kind_(kind) {}
+        : Semaphore(detail::Placement::arena(), initial, kind, limit) {}
+    /// Placed as `p` says (NamedSemaphore: state_size() bytes aligned to state_alignment() in its
+    /// segment); `initial` is checked and used only where the state is built.
+    Semaphore(detail::Placement p, std::ptrdiff_t initial, const char* kind, std::uint64_t limit = max_value)
+        : s_(p, p.builds() ? check_initial(initial, kind) : 0), limit_(limit), kind_(kind) {}
     static constexpr std::size_t state_size() noexcept { return sizeof(State); }
     static constexpr std::size_t state_alignment() noexcept { return alignof(State); }
 
@@ -130,10 +128,6 @@ private:
             throw ValueError(std::string(kind) + ": initial value must be in [0, " + std::to_string(max_value) + "], got " +
                              std::to_string(initial));
         return static_cast<std::uint32_t>(initial);
-    }
-    static State* place_state(void* place, std::optional<std::ptrdiff_t> initial, const char* kind) {
-        if (initial) return new (place) State(check_initial(*initial, kind));
-        return static_cast<State*>(place);
     }
 
     bool acquire_until(detail::Deadline d) {

@@ -4,6 +4,8 @@
 // misbehaving peer: get must deliver, throw SerializationError, or report empty — never crash.
 #include <mproc/detail/message_ring.hpp>
 
+#include "../ring_in_buffer.hpp"
+
 #include <cstdint>
 #include <algorithm>
 #include <cstring>
@@ -58,12 +60,13 @@ void operations(const std::uint8_t* d, std::size_t n) {
 }
 
 void corruption(const std::uint8_t* d, std::size_t n) {
-    MessageRing ring(4096, 0, "fuzz");
+    test::RingInBuffer placed(4096, 0, "fuzz");
+    MessageRing& ring = placed.ring();
     for (std::size_t k = 0; k < 8; ++k) {
         auto p = payload(40 * k, static_cast<std::uint8_t>(k));
         ring.put(p.size(), [&](std::byte* out) { std::copy(p.begin(), p.end(), out); }, Deadline::after(std::chrono::seconds(0)));
     }
-    auto data = ring.data_for_testing();
+    auto data = placed.data();
     std::memcpy(data.data(), d, std::min(n, data.size()));
     for (int k = 0; k < 16; ++k) {
         std::vector<std::byte> out;

@@ -113,55 +113,7 @@ private:
     std::vector<Chunk> chunks_;
 };
 
-/// Shared objects start on a cache line of their own: two Locks used by different processes must not
-/// share a line (false sharing made that case 5x slower).
+/// Arena states start on a cache line of their own (see SharedBlock in placement.hpp).
 inline constexpr std::size_t cache_line = 64;
-
-/// Constructs a T in the arena. The object is visible to processes forked after this call.
-template <class T, class... Args>
-T* shared_new(Args&&... args) {
-    constexpr std::size_t bytes = (sizeof(T) + cache_line - 1) / cache_line * cache_line;
-    void* p = Arena::instance().allocate(bytes, std::max(alignof(T), cache_line));
-    try {
-        return new (p) T(std::forward<Args>(args)...);
-    } catch (...) {
-        Arena::instance().deallocate(p);
-        throw;
-    }
-}
-
-template <class T>
-void shared_delete(T* p) noexcept {
-    if (!p) return;
-    p->~T();
-    Arena::instance().deallocate(p);
-}
-
-/// Tag for a SharedBlock over an object placed elsewhere by its owner (a named segment, see
-/// shm_segment.hpp): the block neither constructs nor destroys nor frees it.
-struct Borrowed {
-    explicit Borrowed() = default;
-};
-inline constexpr Borrowed borrowed{};
-
-/// A shared-arena block of T that is freed with the owning object.
-template <class T>
-class SharedBlock {
-public:
-    template <class... Args>
-    explicit SharedBlock(Args&&... args) : p_(shared_new<T>(std::forward<Args>(args)...)) {}
-    SharedBlock(Borrowed, T* placed) noexcept : p_(placed), owned_(false) {}
-    ~SharedBlock() {
-        if (owned_) shared_delete(p_);
-    }
-    SharedBlock(const SharedBlock&) = delete;
-    SharedBlock& operator=(const SharedBlock&) = delete;
-    T* operator->() const noexcept { return p_; }
-    T& operator*() const noexcept { return *p_; }
-
-private:
-    T* p_;
-    bool owned_ = true;
-};
 
 } // namespace mproc::detail

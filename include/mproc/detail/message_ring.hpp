@@ -39,7 +39,7 @@
 #include <vector>
 
 #include "../errors.hpp"
-#include "arena.hpp"
+#include "placement.hpp"
 #include "deadline.hpp"
 #include "posix/mutex.hpp"
 #include "wait.hpp"
@@ -51,20 +51,23 @@ public:
     static constexpr std::size_t min_capacity = 4096;
     static constexpr std::size_t max_capacity = std::size_t{1} << 40;
 
-    /// `capacity_bytes` is rounded up to a power of two (at least 4 KiB); `maxsize` 0 means no limit
-    /// on the number of messages. Throws ValueError for a capacity past 1 TiB.
-    MessageRing(std::size_t capacity_bytes, std::size_t maxsize, const char* owner) : owner_(owner) {
-        std::size_t cap = rounded_capacity(capacity_bytes, owner);
-        void* mem = Arena::instance().allocate(sizeof(Header) + cap, alignof(Header));
-        h_ = new (mem) Header(cap, maxsize);
-        data_ = reinterpret_cast<std::byte*>(h_ + 1);
-        cap_ = cap;
-        maxsize_ = maxsize;
+    /// A ring placed as `p` says (placement.hpp). Where it is built: `capacity_bytes` is rounded up
+    /// to a power of two (at least 4 KiB), `maxsize` 0 means no limit on the number of messages;
+    /// throws ValueError for a capacity past 1 TiB. Where it is found (a NamedQueue attaching), the
+    /// builder's capacity and maxsize hold and the arguments are not used; the caller checks that
+    /// footprint(capacity()) bytes are mapped there; throws SerializationError if the capacity found
+    /// is not one that a ring can have. A placed ring is left in place by the destructor, as other
+    /// processes may still use it.
+    MessageRing(Placement p, std::size_t capacity_bytes, std::size_t maxsize, const char* owner)
+        : h_(p, Footprint{p.builds() ? footprint(capacity_bytes, owner) : sizeof(Header)},
+             p.builds() ? rounded_capacity(capacity_bytes, owner) : 0, maxsize),
+          data_(reinterpret_cast<std::byte*>(h_.get() + 1)), owner_(owner), cap_(h_->capacity), maxsize_(h_->maxsize) {
+        if (!std::has_single_bit(cap_) || cap_ < min_capacity || cap_ > max_capacity)
+            corrupted_field("attach", "capacity", cap_);
     }
-
-    // Rings in caller-provided memory (NamedQueue puts one in a named segment). The caller keeps the
-    // memory mapped while the ring is used and releases it; the destructor leaves the ring in place,
-    // as other processes may still use it.
+    /// A ring in the arena, as above.
+    MessageRing(std::size_t capacity_bytes, std::size_t maxsize, const char* owner)
+        : MessageRing(Placement::arena(), capacity_bytes, maxsize, owner) {}
 
     /// The capacity a ring asked for `capacity_bytes` gets. Throws ValueError past 1 TiB.
     static std::size_t rounded_capacity(std::size_t capacity_bytes, const char* owner) {
@@ -77,28 +80,6 @@ public:
         return sizeof(Header) + rounded_capacity(capacity_bytes, owner);
     }
     static constexpr std::size_t alignment = 64;
-    /// Builds a ring in `memory` (footprint(capacity_bytes) bytes, aligned to `alignment`).
-    MessageRing(void* memory, std::size_t capacity_bytes, std::size_t maxsize, const char* owner)
-        : h_(new (memory) Header(rounded_capacity(capacity_bytes, owner), maxsize)),
-          data_(reinterpret_cast<std::byte*>(h_ + 1)), owner_(owner), owned_(false), cap_(h_->capacity), maxsize_(maxsize) {}
-    struct AttachTag {
-        explicit AttachTag() = default;
-    };
-    /// Uses the ring that the constructor above built in `memory`, maybe in another process. The
-    /// caller checks that footprint(capacity()) bytes are mapped there. Throws SerializationError if
-    /// the capacity it finds is not one that a ring can have.
-    MessageRing(AttachTag, void* memory, const char* owner)
-        : h_(static_cast<Header*>(memory)), data_(reinterpret_cast<std::byte*>(h_ + 1)), owner_(owner), owned_(false),
-          cap_(h_->capacity), maxsize_(h_->maxsize) {
-        if (!std::has_single_bit(cap_) || cap_ < min_capacity || cap_ > max_capacity)
-            corrupted_field("attach", "capacity", cap_);
-    }
-
-    ~MessageRing() {
-        if (!owned_) return;
-        h_->~Header();
-        Arena::instance().deallocate(h_);
-    }
     MessageRing(const MessageRing&) = delete;
     MessageRing& operator=(const MessageRing&) = delete;
 
@@ -281,9 +262,6 @@ public:
         return put_count > got ? put_count - got : 0;
     }
 
-    /// The data area and the header, for tests and fuzzers that corrupt them on purpose.
-    std::span<std::byte> data_for_testing() noexcept { return {data_, cap_}; }
-    std::span<std::byte> header_for_testing() noexcept { return {reinterpret_cast<std::byte*>(h_), sizeof(Header)}; }
 
 private:
     static constexpr std::size_t header_bytes = 8;
@@ -575,10 +553,9 @@ private:
         }
     }
 
-    Header* h_;
+    SharedBlock<Header> h_;
     std::byte* data_;
     const char* owner_;
-    bool owned_ = true;
     // The constants, copied at construction or attach and never read from shared memory again (a
     // process that overwrote them could otherwise steer this one's reads and writes out of the buffer).
     std::uint64_t cap_ = 0;

@@ -592,12 +592,6 @@ private:
     int slot_ = -1; // in CreatedNames, while this creator is to remove the name
 };
 
-/// Base-from-member: holds the segment ahead of the base classes that are built inside it.
-struct SegmentHolder {
-    explicit SegmentHolder(Segment s) noexcept : segment_(std::move(s)) {}
-    Segment segment_;
-};
-
 /// The mproc names in /dev/shm whose name (after "mproc.") starts with `name_prefix`.
 inline std::vector<SegmentInfo> list(std::string_view name_prefix) {
     std::vector<SegmentInfo> out;

@@ -163,12 +163,6 @@ private:
     std::conditional_t<stored_in_place<T>, Nothing, Bytes<T>> bytes_;
 };
 
-/// A Lock's mutex placed in a segment (SharedMutex's constructor for that is protected).
-class PlacedLock : public SharedMutex {
-public:
-    PlacedLock(pthread_mutex_t* placed, bool initialise, const char* kind) : SharedMutex(placed, initialise, false, kind) {}
-};
-
 /// One container C (a Map or a Vector) in a named segment, with its robust lock:
 ///
 ///   [Control: the lock, where C is, the buffer's size][Boost managed buffer holding C and its data]
@@ -181,7 +175,7 @@ public:
     static constexpr std::size_t min_capacity = 4096;
 
     struct alignas(64) Control {
-        pthread_mutex_t mutex;
+        pthread_mutex_t mutex; // a SharedMutex's state (RobustMutexState) is built here
         bip::offset_ptr<C> container;
         std::uint64_t capacity = 0;
     };
@@ -198,7 +192,7 @@ public:
     ContainerStore(Segment s, std::size_t capacity_bytes, const char* kind)
         : segment_(std::move(s)),
           control_(new (segment_.payload()) Control{}),
-          lock_(&control_->mutex, true, kind),
+          lock_(Placement::at(&control_->mutex, true), false, kind),
           buffer_(bip::create_only, segment_.payload() + control_bytes, capacity_bytes),
           kind_(kind) {
         control_->capacity = capacity_bytes;
@@ -210,7 +204,7 @@ public:
     ContainerStore(Segment s, const char* kind)
         : segment_(std::move(s)),
           control_(reinterpret_cast<Control*>(segment_.payload())),
-          lock_(&control_->mutex, false, kind),
+          lock_(Placement::at(&control_->mutex, false), false, kind),
           buffer_(bip::open_only, segment_.payload() + control_bytes, checked_capacity(segment_, control_)),
           kind_(kind) {}
 
@@ -269,7 +263,7 @@ private:
 
     Segment segment_;
     Control* control_;
-    PlacedLock lock_;
+    SharedMutex lock_;
     Buffer buffer_;
     const char* kind_;
 };
