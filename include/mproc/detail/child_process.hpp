@@ -19,7 +19,7 @@
 #include <utility>
 
 #include "../errors.hpp"
-#include "arena.hpp"
+#include "placement.hpp"
 #include "deadline.hpp"
 #include "identity.hpp"
 #include "posix/pipe.hpp"

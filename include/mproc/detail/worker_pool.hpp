@@ -62,7 +62,7 @@
 #include <vector>
 
 #include "../errors.hpp"
-#include "arena.hpp"
+#include "placement.hpp"
 #include "deadline.hpp"
 #include "callbacks.hpp"
 #include "codec/bytes.hpp"
