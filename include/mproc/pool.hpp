@@ -14,7 +14,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <cstddef>
 #include <exception>
 #include <functional>
@@ -30,6 +29,7 @@
 #include <variant>
 #include <vector>
 
+#include "detail/chrono.hpp"
 #include "codec.hpp"
 #include "detail/deadline.hpp"
 #include "detail/pool/chunk_plan.hpp"

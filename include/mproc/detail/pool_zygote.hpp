@@ -15,7 +15,6 @@
 // every later request then answers "gone" instead of blocking (the pool breaks, see WorkerPool).
 #pragma once
 
-#include <chrono>
 #include <csignal>
 #include <cstddef>
 #include <cstdint>
@@ -29,6 +28,7 @@
 #include <utility>
 #include <vector>
 
+#include "chrono.hpp"
 #include "../errors.hpp"
 #include "backoff.hpp"
 #include "channel.hpp"

@@ -2,10 +2,10 @@
 // containers' lock (shm_store.hpp): in the arena, or placed in memory a named segment owns.
 #pragma once
 
-#include <chrono>
 #include <pthread.h>
 #include <string>
 
+#include "chrono.hpp"
 #include "../errors.hpp"
 #include "arena.hpp"
 #include "deadline.hpp"

@@ -41,7 +41,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <type_traits>
@@ -61,6 +60,7 @@
 #include <variant>
 #include <vector>
 
+#include "chrono.hpp"
 #include "../errors.hpp"
 #include "arena.hpp"
 #include "deadline.hpp"
