@@ -83,7 +83,7 @@ public:
         const std::uint64_t size = head(block).size;
         // Tag the payload as freed, so that a second free of it is recognised and ignored.
         std::memset(static_cast<char*>(p) - sizeof(std::uint64_t), 0, sizeof(std::uint64_t));
-        if (size <= max_class) return push_small(block, class_of(static_cast<std::size_t>(size)));
+        if (block >= state()->small_begin) return push_small(block, class_of(static_cast<std::size_t>(size)));
         // A large block's pages go back to the system before the block goes back to the free list
         // (while nobody else can have it): otherwise a destroyed queue's ring stays resident for
         // good (60 queues of growing size kept +95 MB). The block's head page stays.
