@@ -1,6 +1,11 @@
 #include "support.hpp"
 
+#include <mproc/detail/arena.hpp>
+
 #include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <map>
 #include <mutex>
 #include <numeric>
 #include <vector>
@@ -120,6 +125,139 @@ TEST_CASE("many shared objects can be created and destroyed (the arena reuses an
     }
     SharedArray<char> big(8 << 20, 'y'); // larger than one arena chunk
     CHECK(big[(8 << 20) - 1] == 'y');
+}
+
+namespace {
+
+// A ChunkHeap over a mapping of its own, so that a test sees exactly what it allocated.
+struct TestHeap {
+    std::size_t size;
+    void* mem;
+    detail::ChunkHeap* heap;
+    explicit TestHeap(std::size_t bytes)
+        : size(bytes), mem(detail::posix::map_shared_anonymous(bytes)), heap(detail::ChunkHeap::create(mem, bytes)) {}
+    ~TestHeap() { detail::posix::unmap(mem, size); }
+    TestHeap(const TestHeap&) = delete;
+    TestHeap& operator=(const TestHeap&) = delete;
+};
+
+} // namespace
+
+TEST_CASE("arena: many allocations and frees of mixed sizes keep every live block intact and apart") {
+    TestHeap t(std::size_t{16} << 20);
+    struct Live {
+        std::size_t bytes;
+        unsigned char fill;
+    };
+    std::map<char*, Live> live; // the model: what must be allocated, and what it must hold
+    std::uint64_t rng = 12345;
+    auto next = [&rng](std::uint64_t below) {
+        rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+        return (rng >> 33) % below;
+    };
+    const std::size_t aligns[] = {1, 8, 16, 64, 256, 4096};
+    auto check_all = [&] {
+        char* end = nullptr;
+        for (auto& [p, l] : live) {
+            REQUIRE(p >= end); // no two blocks overlap
+            REQUIRE(static_cast<unsigned char>(p[0]) == l.fill);
+            REQUIRE(static_cast<unsigned char>(p[l.bytes - 1]) == l.fill);
+            end = p + l.bytes;
+        }
+    };
+    for (int step = 0; step < 20000; ++step) {
+        if (live.empty() || next(100) < 55) {
+            const std::uint64_t kind = next(10);
+            const std::size_t bytes = kind < 6   ? 1 + next(200)
+                                      : kind < 9 ? 1 + next(40 << 10)
+                                                 : (64 << 10) + next(256 << 10);
+            const std::size_t align = aligns[next(6)];
+            auto* p = static_cast<char*>(t.heap->allocate(bytes, align));
+            if (!p) { // full: free half of what lives, the model does too
+                for (auto it = live.begin(); it != live.end();)
+                    if (next(2)) {
+                        t.heap->deallocate(it->first);
+                        it = live.erase(it);
+                    } else {
+                        ++it;
+                    }
+                continue;
+            }
+            REQUIRE(reinterpret_cast<std::uintptr_t>(p) % align == 0);
+            REQUIRE(t.heap->contains(p));
+            REQUIRE(t.heap->contains(p + bytes - 1));
+            REQUIRE(t.heap->block_size(p) >= bytes);
+            const auto fill = static_cast<unsigned char>(1 + next(250));
+            std::memset(p, fill, bytes);
+            live.emplace(p, Live{bytes, fill});
+        } else {
+            auto it = live.begin();
+            std::advance(it, static_cast<long>(next(live.size())));
+            REQUIRE(static_cast<unsigned char>(it->first[it->second.bytes - 1]) == it->second.fill);
+            t.heap->deallocate(it->first);
+            live.erase(it);
+        }
+        if (step % 1000 == 0) check_all();
+    }
+    check_all();
+    for (auto& [p, l] : live) t.heap->deallocate(p);
+    // Every large block is free and merged again: the largest still fits, at the lowest address.
+    auto* first = static_cast<char*>(t.heap->allocate(std::size_t{4} << 20, 16));
+    REQUIRE(first);
+    CHECK(first == static_cast<char*>(t.mem) + detail::ChunkHeap::header_bytes + 16);
+}
+
+TEST_CASE("arena: a freed block is reused; a second free of it is ignored") {
+    TestHeap t(std::size_t{1} << 20);
+    void* small = t.heap->allocate(100, 16);
+    t.heap->deallocate(small);
+    CHECK(t.heap->allocate(100, 16) == small);
+    void* large = t.heap->allocate(100 << 10, 64);
+    t.heap->deallocate(large);
+    CHECK(t.heap->allocate(100 << 10, 64) == large);
+    t.heap->deallocate(small);
+    t.heap->deallocate(small); // ignored: the block is not on its free list twice
+    void* a = t.heap->allocate(100, 16);
+    void* b = t.heap->allocate(100, 16);
+    CHECK(a == small);
+    CHECK(b != small);
+}
+
+TEST_CASE("arena: a full chunk says so, and the arena throws OSError for what no mapping can hold") {
+    TestHeap t(std::size_t{64} << 10);
+    int blocks = 0;
+    while (t.heap->allocate(1000, 64)) ++blocks;
+    CHECK(blocks > 20);
+    CHECK(t.heap->allocate(1 << 20, 16) == nullptr);
+    CHECK_THROWS_AS(detail::Arena::instance().allocate(std::size_t(-1) / 2, 64), OSError);
+    CHECK_THROWS_WITH(detail::Arena::instance().allocate(std::size_t(-1) - 8, 64),
+                      Catch::Contains("mproc arena: cannot place"));
+}
+
+TEST_CASE("arena: a freed large block's pages go back to the system") {
+    TestHeap t(std::size_t{4} << 20);
+    const std::size_t bytes = std::size_t{1} << 20;
+    auto* p = static_cast<char*>(t.heap->allocate(bytes, 64));
+    REQUIRE(p);
+    std::memset(p, 0xab, bytes);
+    t.heap->deallocate(p);
+    // MADV_REMOVE punched a hole: the block's pages past its head read as zeros again.
+    CHECK(p[8192] == 0);
+    CHECK(p[bytes / 2] == 0);
+    CHECK(p[bytes - 1] == 0);
+}
+
+TEST_CASE("arena: a corrupt offset in the shared lists is a SerializationError, not a crash") {
+    TestHeap t(std::size_t{1} << 20);
+    void* p = t.heap->allocate(100, 16); // class 1 (128 bytes with its head)
+    t.heap->deallocate(p);
+    t.heap->small_head_for_testing(1) = 12345;
+    CHECK_THROWS_AS(t.heap->allocate(100, 16), SerializationError);
+    t.heap->small_head_for_testing(1) = std::uint64_t(-64);
+    CHECK_THROWS_WITH(t.heap->allocate(100, 16), Catch::Contains("mproc arena: corrupt"));
+    t.heap->small_head_for_testing(1) = 0;
+    t.heap->deallocate(reinterpret_cast<char*>(t.mem) + 9000); // not a block: left alone
+    CHECK(t.heap->allocate(100, 16) != nullptr);
 }
 
 TEST_CASE("a child may create and free shared objects of its own") {

@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <concepts>
 #include <cstdio>
 #include <exception>
@@ -21,6 +20,7 @@
 #include <utility>
 #include <variant>
 
+#include "detail/chrono.hpp"
 #include "detail/callbacks.hpp"
 #include "detail/deadline.hpp"
 #include "detail/future_source.hpp"

@@ -14,7 +14,6 @@
 #include "detail/cxx20.hpp" // first: mproc needs C++20, said in one line
 
 #include <algorithm>
-#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -26,6 +25,7 @@
 #include <utility>
 #include <vector>
 
+#include "detail/chrono.hpp"
 #include "codec.hpp"
 #include "detail/channel.hpp"
 #include "detail/deadline.hpp"

@@ -14,7 +14,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <cstddef>
 #include <exception>
 #include <functional>
@@ -30,9 +29,11 @@
 #include <variant>
 #include <vector>
 
+#include "detail/chrono.hpp"
 #include "codec.hpp"
 #include "detail/deadline.hpp"
 #include "detail/pool/chunk_plan.hpp"
+#include "detail/pool/future_state.hpp"
 #include "detail/pool/lazy_range.hpp"
 #include "detail/progress.hpp"
 #include "detail/worker_pool.hpp"
@@ -155,76 +156,6 @@ constexpr void check_starmap_callable() {
                       "mproc::Pool::starmap: the function returns a reference; results travel by value: return a value");
     }
 }
-
-template <class R>
-using Outcome = std::variant<typename FutureSource<R>::Value, std::exception_ptr>;
-
-/// A pool Future's state, under the pool's lock: its outcome once settled (the first one set wins,
-/// so a cancellation is final), its done callbacks, and its tasks (for cancel()).
-template <class R>
-struct FutureState {
-    std::optional<Outcome<R>> outcome;
-    std::vector<std::function<void()>> callbacks;
-    std::vector<std::weak_ptr<PoolTask>> tasks;
-
-    template <class V>
-    void set(V&& v) {
-        if (!outcome) outcome.emplace(std::forward<V>(v));
-    }
-    /// The callbacks to run now that it settled (outside the lock).
-    std::function<void()> take_callbacks() {
-        if (callbacks.empty()) return {};
-        return [calls = std::move(callbacks)]() mutable { run_callbacks(calls); };
-    }
-};
-
-/// A Future fed by the pool: waiting on it collects results and supervises the workers.
-template <class R>
-class PoolFutureSource final : public FutureSource<R> {
-public:
-    using State = FutureState<R>;
-    PoolFutureSource(std::shared_ptr<WorkerPool> pool, std::shared_ptr<State> state)
-        : pool_(std::move(pool)), state_(std::move(state)) {}
-    bool wait_until(Deadline d) override { return pool_->wait_until([&] { return peek(); }, d); }
-    bool settled() override {
-        return pool_->locked([&] { return peek(); });
-    }
-    bool peek() override { return state_->outcome.has_value(); }
-    bool cancel() override {
-        return pool_->cancel(state_->tasks, [&] {
-            if (peek()) return false;
-            state_->set(std::make_exception_ptr(CancelledError("Pool: the task was cancelled")));
-            return true;
-        });
-    }
-    bool on_settled(std::function<void()> call) override {
-        return pool_->locked([&] {
-            if (peek()) return false;
-            state_->callbacks.push_back(std::move(call));
-            return true;
-        });
-    }
-    const void* group() const noexcept override { return pool_.get(); }
-    bool wait_any(std::span<FutureSourceBase* const> members, Deadline d) override {
-        return pool_->wait_until([&] { return std::ranges::any_of(members, [](FutureSourceBase* m) { return m->peek(); }); }, d);
-    }
-    Outcome<R> collect() override {
-        return pool_->locked([&] { return std::move(*state_->outcome); }); // collected once, by the Future
-    }
-
-private:
-    std::shared_ptr<WorkerPool> pool_;
-    std::shared_ptr<State> state_;
-};
-
-/// Where apply_async's one item goes: the Future's state.
-template <class R>
-struct ApplySink {
-    std::shared_ptr<FutureState<R>> state;
-    void result(std::size_t, Returned<R>&& value) { state->set(std::move(value)); }
-    void failed(std::size_t, std::exception_ptr e) { state->set(std::move(e)); }
-    std::function<void()> done() { return state->take_callbacks(); }
-};
 
 /// The results of one map call as its items settle. PerItem (map_results): every item keeps its
 /// value or error; otherwise the map throws the lowest failing index's error.
@@ -392,11 +323,17 @@ using PoolLazyRange = LazyRange<typename PoolImapSource<F, Range, Ordered>::Resu
 /// worker_pids() answer from the copy; the pool's owner is left untouched.
 class Pool {
 public:
+    // The constructors are templates (over nothing) so that the pool engine they build is compiled
+    // only where a Pool is built; the other non-template members reach it through detail::PoolEngine.
+
     /// cpu_count() workers.
+    template <class = void>
     Pool() : Pool(PoolOptions{}) {}
     /// Throws ValueError if processes < 1.
+    template <class = void>
     explicit Pool(int processes) : Pool(PoolOptions{.processes = at_least_one(processes)}) {}
     /// Forks the workers. Throws ValueError for a negative process count or timeout, OSError if fork fails.
+    template <class = void>
     explicit Pool(PoolOptions options) : progress_(options.progress), on_progress_(std::move(options.on_progress)) {
         if (options.processes < 0) throw ValueError("Pool: processes must be at least 1, got " + std::to_string(options.processes));
         if (options.task_timeout.count() < 0) throw ValueError("Pool: task_timeout must not be negative");
@@ -411,21 +348,21 @@ public:
     /// `with Pool()` does), so that an error never waits on hung tasks. In a forked child it does
     /// nothing: the pool is its parent's.
     ~Pool() {
-        if (!pool_->owned_here()) return;
+        if (!engine().owned_here()) return;
         if (std::uncaught_exceptions() > uncaught_at_start_) {
-            pool_->terminate();
+            engine().terminate();
             return;
         }
         try {
-            pool_->join();
+            engine().join();
         } catch (...) {
-            pool_->terminate();
+            engine().terminate();
         }
     }
 
-    int processes() const noexcept { return pool_->processes(); }
+    int processes() const noexcept { return engine().processes(); }
     /// The pids of the current workers (replacements change them).
-    std::vector<pid_t> worker_pids() const { return pool_->worker_pids(); }
+    std::vector<pid_t> worker_pids() const { return engine().worker_pids(); }
 
     // ------------------------------------------------------------------ map and starmap
 
@@ -594,12 +531,12 @@ public:
     // ------------------------------------------------------------------ lifecycle
 
     /// No more tasks may be submitted (they throw StateError); queued ones still run.
-    void close() noexcept { pool_->close(); }
+    void close() noexcept { engine().close(); }
     /// Waits for every submitted task to settle, then stops the workers. Call close() first, as in
     /// Python; join() without close() is a StateError.
     void join() {
-        if (!pool_->closed()) throw StateError("Pool::join: close() or terminate() the pool first");
-        pool_->join();
+        if (!engine().closed()) throw StateError("Pool::join: close() or terminate() the pool first");
+        engine().join();
     }
     /// As join, waiting at most `d`: false if tasks were still unsettled then (the pool runs on).
     template <class Rep, class Period>
@@ -608,9 +545,11 @@ public:
         return pool_->join(detail::Deadline::after(d));
     }
     /// Kills the workers now; unsettled tasks fail with StateError.
-    void terminate() noexcept { pool_->terminate(); }
+    void terminate() noexcept { engine().terminate(); }
 
 private:
+    detail::PoolEngine& engine() const noexcept { return *pool_; }
+
     static int at_least_one(int processes) {
         if (processes < 1) throw ValueError("Pool: processes must be at least 1, got " + std::to_string(processes));
         return processes;

@@ -6,7 +6,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <exception>
@@ -19,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "detail/chrono.hpp"
 #include "detail/child_process.hpp"
 #include "detail/deadline.hpp"
 #include "detail/identity.hpp"

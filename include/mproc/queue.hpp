@@ -12,7 +12,6 @@
 #include "detail/cxx20.hpp" // first: mproc needs C++20, said in one line
 
 #include <atomic>
-#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -20,6 +19,7 @@
 #include <string>
 #include <utility>
 
+#include "detail/chrono.hpp"
 #include "codec.hpp"
 #include "detail/placement.hpp"
 #include "detail/deadline.hpp"

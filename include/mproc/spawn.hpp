@@ -3,11 +3,11 @@
 
 #include "detail/cxx20.hpp" // first: mproc needs C++20, said in one line
 
-#include <chrono>
 #include <memory>
 #include <type_traits>
 #include <utility>
 
+#include "detail/chrono.hpp"
 #include "codec.hpp"
 #include "detail/spawn_source.hpp"
 #include "errors.hpp"

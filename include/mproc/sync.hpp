@@ -17,7 +17,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -27,6 +26,7 @@
 #include <pthread.h>
 #include <string>
 
+#include "detail/chrono.hpp"
 #include "detail/placement.hpp"
 #include "detail/deadline.hpp"
 #include "detail/wait.hpp"

@@ -3,9 +3,9 @@
 #pragma once
 
 #include <algorithm>
-#include <chrono>
 #include <thread>
 
+#include "chrono.hpp"
 #include "deadline.hpp"
 
 namespace mproc::detail {

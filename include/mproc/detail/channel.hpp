@@ -5,7 +5,6 @@
 #pragma once
 
 #include <algorithm>
-#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -15,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "chrono.hpp"
 #include "../errors.hpp"
 #include "deadline.hpp"
 #include "posix/pipe.hpp"

@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <cstddef>
 #include <csignal>
 #include <cstdio>
@@ -18,6 +17,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "chrono.hpp"
 #include "../errors.hpp"
 #include "placement.hpp"
 #include "deadline.hpp"

@@ -1,8 +1,9 @@
 // A point in time by which a blocking call gives up, or "never". One type for every timed wait.
 #pragma once
 
-#include <chrono>
 #include <optional>
+
+#include "chrono.hpp"
 
 namespace mproc::detail {
 

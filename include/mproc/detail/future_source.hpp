@@ -3,7 +3,6 @@
 #pragma once
 
 #include <algorithm>
-#include <chrono>
 #include <cstddef>
 #include <exception>
 #include <functional>
@@ -15,6 +14,7 @@
 #include <variant>
 #include <vector>
 
+#include "chrono.hpp"
 #include "deadline.hpp"
 
 namespace mproc {

@@ -27,7 +27,6 @@
 #include <algorithm>
 #include <atomic>
 #include <bit>
-#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -38,6 +37,7 @@
 #include <string_view>
 #include <vector>
 
+#include "chrono.hpp"
 #include "../errors.hpp"
 #include "placement.hpp"
 #include "deadline.hpp"

@@ -15,7 +15,6 @@
 // every later request then answers "gone" instead of blocking (the pool breaks, see WorkerPool).
 #pragma once
 
-#include <chrono>
 #include <csignal>
 #include <cstddef>
 #include <cstdint>
@@ -29,6 +28,7 @@
 #include <utility>
 #include <vector>
 
+#include "chrono.hpp"
 #include "../errors.hpp"
 #include "backoff.hpp"
 #include "channel.hpp"
@@ -42,8 +42,10 @@
 
 namespace mproc::detail {
 
-/// One request or reply between the pool and its zygote.
-struct ZygoteMessage {
+/// One request or reply between the pool and its zygote. (A template like the classes below, so that
+/// its codec is instantiated only with them.)
+template <class = void>
+struct BasicZygoteMessage {
     std::uint32_t op = 0;    // a request's Zygote::Op; 0 in replies
     std::uint64_t slot = 0;  // spawn: the worker's slot
     std::int32_t pid = 0;    // reap: the worker; replies: the worker (0: spawn failed)
@@ -52,20 +54,31 @@ struct ZygoteMessage {
     std::string message;     // replies: that exception's message, or the failed fork's
 };
 
-class Zygote;
+// Class templates over an unused parameter, so that their bodies (and the codec of ZygoteMessage
+// they instantiate) are compiled only in translation units that build a Pool: <mproc/mproc.hpp>
+// alone costs less to compile.
+using ZygoteMessage = BasicZygoteMessage<>;
+
+template <class = void>
+class BasicZygote;
+using Zygote = BasicZygote<>;
+template <class = void>
+class BasicZygoteWorker;
+using ZygoteWorker = BasicZygoteWorker<>;
 
 /// A worker forked by the zygote, seen from the parent: the members of Process that the pool's
 /// supervision uses. Liveness comes from a pidfd (no reaping); exitcode() and error() ask the
 /// zygote to reap it once it has exited. Used under the pool's lock only.
-class ZygoteWorker {
+template <class U>
+class BasicZygoteWorker {
 public:
-    ZygoteWorker(Zygote& zygote, pid_t pid) : zygote_(&zygote), pid_(pid), owner_(posix::current_pid()) {
+    BasicZygoteWorker(BasicZygote<U>& zygote, pid_t pid) : zygote_(&zygote), pid_(pid), owner_(posix::current_pid()) {
         pidfd_ = posix::pidfd_open(pid); // the pid is ours to use until the zygote reaps it, on our request
     }
-    ZygoteWorker(const ZygoteWorker&) = delete;
-    ZygoteWorker& operator=(const ZygoteWorker&) = delete;
+    BasicZygoteWorker(const BasicZygoteWorker&) = delete;
+    BasicZygoteWorker& operator=(const BasicZygoteWorker&) = delete;
     /// Kills and reaps a worker still running (in the process that started it only).
-    ~ZygoteWorker();
+    ~BasicZygoteWorker();
 
     pid_t pid() const noexcept { return pid_; }
 
@@ -104,7 +117,7 @@ private:
     }
     void reap();
 
-    Zygote* zygote_;
+    BasicZygote<U>* zygote_;
     pid_t pid_;
     int pidfd_ = -1;
     pid_t owner_;
@@ -115,14 +128,17 @@ private:
 
 /// The parent's side of the zygote (see the file comment). Not copyable, not movable; used under
 /// the pool's lock only. In a process other than the one that started it, it does nothing.
-class Zygote {
+template <class U>
+class BasicZygote {
+    using Message = BasicZygoteMessage<U>;
+
 public:
     enum class Op : std::uint32_t { spawn = 1, reap = 2, stop = 3 };
 
-    Zygote() = default;
-    Zygote(const Zygote&) = delete;
-    Zygote& operator=(const Zygote&) = delete;
-    ~Zygote() { stop(); }
+    BasicZygote() = default;
+    BasicZygote(const BasicZygote&) = delete;
+    BasicZygote& operator=(const BasicZygote&) = delete;
+    ~BasicZygote() { stop(); }
 
     /// Forks the zygote now; the workers it forks later run `worker(slot)`, from this moment's
     /// memory. Throws OSError if the fork or the socket pair fails.
@@ -139,13 +155,13 @@ public:
 
     /// A new worker for `slot`, or nullptr if the zygote is gone (lost() then says so). Throws
     /// OSError if the zygote could not fork it.
-    std::unique_ptr<ZygoteWorker> spawn(std::size_t slot, const std::string& name) {
+    std::unique_ptr<BasicZygoteWorker<U>> spawn(std::size_t slot, const std::string& name) {
         auto reply = ask(request(Op::spawn, slot, 0, name));
         if (!reply) return nullptr;
         if (reply->pid <= 0) throw OSError(reply->code, "Pool: starting worker '" + name + "': " + reply->message);
         const pid_t pid = reply->pid;
         try {
-            return std::make_unique<ZygoteWorker>(*this, pid);
+            return std::make_unique<BasicZygoteWorker<U>>(*this, pid);
         } catch (...) { // no pidfd (EMFILE...): the worker must not outlive its handle
             posix::send_signal(pid, SIGKILL);
             ask(request(Op::reap, 0, pid));
@@ -189,7 +205,7 @@ public:
     }
 
 private:
-    friend class ZygoteWorker;
+    friend BasicZygoteWorker<U>;
 
     // How often a parent waiting for a reply checks that the zygote still lives (a reply itself
     // wakes it at once).
@@ -197,8 +213,8 @@ private:
     // How long a zygote that was told to stop, or lost its socket, may take to exit.
     static constexpr auto exit_grace = std::chrono::seconds(5);
 
-    static ZygoteMessage request(Op op, std::uint64_t slot = 0, pid_t pid = 0, std::string name = {}) {
-        ZygoteMessage m;
+    static Message request(Op op, std::uint64_t slot = 0, pid_t pid = 0, std::string name = {}) {
+        Message m;
         m.op = static_cast<std::uint32_t>(op);
         m.slot = slot;
         m.pid = pid;
@@ -206,17 +222,17 @@ private:
         return m;
     }
 
-    static void send(Channel& c, const ZygoteMessage& m) {
+    static void send(Channel& c, const Message& m) {
         c.send_frame(codec::encoded_size(m), [&](std::byte* out) { codec::encode_into(m, out); });
     }
-    static ZygoteMessage receive(Channel& c) {
-        ZygoteMessage m;
+    static Message receive(Channel& c) {
+        Message m;
         c.recv_frame("recv", [&](std::span<const std::byte> b) { codec::decode_into(b, m); });
         return m;
     }
 
     // One request, its reply; nullopt if the zygote is gone (never blocks on a dead zygote).
-    std::optional<ZygoteMessage> ask(const ZygoteMessage& request) {
+    std::optional<Message> ask(const Message& request) {
         if (lost_) return std::nullopt;
         try {
             send(*to_zygote_, request);
@@ -253,14 +269,14 @@ private:
         Channel& parent = *in_zygote_;
         std::unordered_map<pid_t, ChildProcess> workers;
         for (;;) {
-            ZygoteMessage m;
+            Message m;
             try {
                 m = receive(parent);
             } catch (const EOFError&) {
                 break;
             }
             if (m.op == static_cast<std::uint32_t>(Op::stop)) break;
-            ZygoteMessage reply;
+            Message reply;
             if (m.op == static_cast<std::uint32_t>(Op::spawn)) {
                 try {
                     ChildProcess p(bind_task([this, slot = m.slot] {
@@ -306,7 +322,8 @@ private:
     bool stopped_ = false;
 };
 
-inline ZygoteWorker::~ZygoteWorker() {
+template <class U>
+BasicZygoteWorker<U>::~BasicZygoteWorker() {
     if (owner_ == posix::current_pid() && !reaped_) {
         try {
             kill();
@@ -317,14 +334,16 @@ inline ZygoteWorker::~ZygoteWorker() {
     posix::close_fd(pidfd_);
 }
 
-inline void ZygoteWorker::kill() {
+template <class U>
+void BasicZygoteWorker<U>::kill() {
     if (reaped_)
         throw StateError("Pool: worker " + std::to_string(pid_) + " has already exited and been reaped; its pid may belong to another process now");
     // Once the zygote is gone, the worker (dead or dying with it) may have been reaped by init.
     if (!zygote_->lost()) posix::send_signal(pid_, SIGKILL);
 }
 
-inline void ZygoteWorker::join() {
+template <class U>
+void BasicZygoteWorker<U>::join() {
     if (reaped_) return;
     if (pidfd_ >= 0) {
         std::vector<pollfd> fds{{pidfd_, POLLIN, 0}};
@@ -336,9 +355,10 @@ inline void ZygoteWorker::join() {
     reap();
 }
 
-inline void ZygoteWorker::reap() {
+template <class U>
+void BasicZygoteWorker<U>::reap() {
     reaped_ = true;
-    auto reply = zygote_->ask(Zygote::request(Zygote::Op::reap, 0, pid_));
+    auto reply = zygote_->ask(BasicZygote<U>::request(BasicZygote<U>::Op::reap, 0, pid_));
     if (!reply || reply->pid != pid_) return; // the zygote died: nobody can tell how the worker ended
     exitcode_ = reply->code;
     if (!reply->name.empty()) error_.emplace(reply->name, reply->message, pid_);

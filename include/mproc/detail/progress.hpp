@@ -5,12 +5,12 @@
 #pragma once
 
 #include <algorithm>
-#include <chrono>
 #include <cstddef>
 #include <cstdio>
 #include <functional>
 #include <string>
 
+#include "chrono.hpp"
 #include "deadline.hpp"
 #include "posix/terminal.hpp"
 

@@ -2,12 +2,12 @@
 // containers' lock (shm_store.hpp): in the arena, or placed in a named segment (placement.hpp).
 #pragma once
 
-#include <chrono>
 #include <cstddef>
 #include <type_traits>
 #include <pthread.h>
 #include <string>
 
+#include "chrono.hpp"
 #include "../errors.hpp"
 #include "placement.hpp"
 #include "deadline.hpp"

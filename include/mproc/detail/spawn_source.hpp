@@ -2,7 +2,6 @@
 // result comes back through.
 #pragma once
 
-#include <chrono>
 #include <csignal>
 #include <cstddef>
 #include <exception>
@@ -14,6 +13,7 @@
 #include <variant>
 #include <vector>
 
+#include "chrono.hpp"
 #include "../errors.hpp"
 #include "callbacks.hpp"
 #include "channel.hpp"

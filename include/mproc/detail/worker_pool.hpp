@@ -41,7 +41,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <type_traits>
@@ -61,6 +60,7 @@
 #include <variant>
 #include <vector>
 
+#include "chrono.hpp"
 #include "../errors.hpp"
 #include "placement.hpp"
 #include "deadline.hpp"
@@ -73,12 +73,20 @@
 #include "posix/process.hpp"
 #include "posix/terminal.hpp"
 #include "pool/calls.hpp"
+#include "pool/engine.hpp"
 #include "pool_zygote.hpp"
 #include "progress.hpp"
 
 namespace mproc::detail {
 
-class TaskContext;
+// TaskContext, WorkerPool (and the zygote's classes) are class templates over an unused parameter,
+// so that their bodies are compiled only in translation units that build a Pool.
+template <class = void>
+class BasicTaskContext;
+using TaskContext = BasicTaskContext<>;
+template <class = void>
+class BasicWorkerPool;
+using WorkerPool = BasicWorkerPool<>;
 
 /// A task decoded in a worker, ready to run its items.
 class PreparedTask {
@@ -154,9 +162,10 @@ static_assert(shareable_layout<CancelTable> && offsetof(CancelTable, next) == Ca
 inline bool worker_copy = false;
 
 /// A worker's side of the task it runs: publishes each item's outcome (see the file comment).
-class TaskContext {
+template <class>
+class BasicTaskContext {
 public:
-    TaskContext(MessageRing& results, WorkerSlot& slot, std::span<std::byte> buffer, const TaskHeader& h, pid_t me)
+    BasicTaskContext(MessageRing& results, WorkerSlot& slot, std::span<std::byte> buffer, const TaskHeader& h, pid_t me)
         : ring_(results), slot_(slot), buffer_(buffer), id_(h.id), next_(h.first), buffer_first_(h.first),
           count_(h.count), stamp_items_(h.item_timeout_ns != 0), me_(me) {}
 
@@ -420,12 +429,13 @@ private:
 /// The parent's side of a pool: rings, workers, unsettled tasks. Shared (std::shared_ptr) by the
 /// Pool and its futures. Every member may be called from any thread of the process that built it;
 /// from any other process they throw StateError.
-class WorkerPool {
+template <class U>
+class BasicWorkerPool final : public PoolEngine {
 public:
     /// `processes` workers, configured by `options`, a PoolOptions (pool.hpp): its initializer,
     /// maxtasksperchild, task_timeout, task_queue_bytes and result_queue_bytes, taken as they are.
     template <class Options>
-    WorkerPool(int processes, Options&& options)
+    BasicWorkerPool(int processes, Options&& options)
         : processes_(processes), initializer_(std::move(options.initializer)), maxtasksperchild_(options.maxtasksperchild),
           task_timeout_(options.task_timeout), tasks_(options.task_queue_bytes, 0, "Pool"),
           results_(options.result_queue_bytes, 0, "Pool"), owner_(posix::current_pid()) {
@@ -439,10 +449,10 @@ public:
         zygote_.start([this](std::size_t i) { worker_main(i); }); // after the slots: workers inherit them
         for (std::size_t i = 0; i < workers_.size(); ++i) start_worker(i);
     }
-    WorkerPool(const WorkerPool&) = delete;
-    WorkerPool& operator=(const WorkerPool&) = delete;
+    BasicWorkerPool(const BasicWorkerPool&) = delete;
+    BasicWorkerPool& operator=(const BasicWorkerPool&) = delete;
 
-    ~WorkerPool() {
+    ~BasicWorkerPool() {
         if (posix::current_pid() != owner_) return; // a forked copy of the parent owns none of this
         try {
             if (!stopped_) join();
@@ -452,12 +462,12 @@ public:
         for (std::byte* b : buffers_) Arena::instance().deallocate(b);
     }
 
-    int processes() const noexcept { return processes_; }
+    int processes() const noexcept override { return processes_; }
     /// The largest task that travels as one record, straight into shared memory.
     std::size_t max_task_bytes() const noexcept { return tasks_.max_record_payload() - sizeof(TaskHeader) - 64; }
 
     /// True in the process that built the pool.
-    bool owned_here() const noexcept { return posix::current_pid() == owner_; }
+    bool owned_here() const noexcept override { return posix::current_pid() == owner_; }
 
     /// Runs `fn` under the pool's lock (the lock the tasks' sinks are called under).
     template <class Fn>
@@ -528,18 +538,18 @@ public:
         return pending_.size();
     }
 
-    void close() noexcept {
+    void close() noexcept override {
         std::lock_guard lk(mutex_);
         closed_ = true;
     }
-    bool closed() {
+    bool closed() override {
         std::lock_guard lk(mutex_);
         return closed_;
     }
 
     /// Waits for every task to settle, then lets the workers exit and reaps them. Returns false if
     /// `d` passed first (the pool is then still running).
-    bool join(Deadline d = Deadline::never()) {
+    bool join(Deadline d = Deadline::never()) override {
         check_owner("join");
         if (!wait_until([&] { return pending_.empty() && backlog_.empty(); }, d)) return false;
         std::lock_guard lk(mutex_);
@@ -590,7 +600,7 @@ public:
     }
 
     /// Kills every worker at once; unsettled tasks fail with StateError.
-    void terminate() noexcept {
+    void terminate() noexcept override {
         std::unique_lock lk(mutex_);
         if (posix::current_pid() != owner_) return;
         closed_ = true;
@@ -610,7 +620,7 @@ public:
         unlock_and_run_deferred(lk);
     }
 
-    std::vector<pid_t> worker_pids() {
+    std::vector<pid_t> worker_pids() override {
         std::lock_guard lk(mutex_);
         std::vector<pid_t> pids;
         for (auto& w : workers_)
@@ -712,7 +722,7 @@ private:
                 s.task.store(0);
                 continue;
             }
-            TaskContext out(results_, s, {buffers_[i], buffer_bytes_}, h, me);
+            BasicTaskContext<U> out(results_, s, {buffers_[i], buffer_bytes_}, h, me);
             std::unique_ptr<PreparedTask> task;
             try {
                 task = h.runner(std::span<const std::byte>(bytes).subspan(sizeof h, h.fn_bytes),
@@ -866,7 +876,7 @@ private:
         last_supervision_ = Clock::now();
         std::vector<std::pair<std::size_t, bool>> dead; // worker, killed for a timeout
         for (std::size_t i = 0; i < workers_.size(); ++i) {
-            ZygoteWorker& w = *workers_[i];
+            BasicZygoteWorker<U>& w = *workers_[i];
             WorkerSlot& s = slot(i);
             const std::uint64_t id = s.task.load(std::memory_order_acquire);
             const std::int64_t started = s.started_ns.load();
@@ -890,7 +900,7 @@ private:
 
     // Under the lock: worker `i` is dead (reaped). Settles what it was doing, then replaces it.
     void settle_dead_worker(std::size_t i, bool timed_out) {
-        ZygoteWorker& w = *workers_[i];
+        BasicZygoteWorker<U>& w = *workers_[i];
         WorkerSlot& s = slot(i);
         const std::uint64_t id = s.task.load(std::memory_order_acquire);
         const std::uint64_t position = s.position.load();
@@ -1028,8 +1038,8 @@ private:
     std::vector<std::byte*> buffers_;
     SharedBlock<std::atomic<std::uint64_t>> claims_{std::uint64_t{0}}; // reservations ever made, for WorkerSlot::claim
     SharedBlock<CancelTable> cancelled_;
-    Zygote zygote_; // after every shared block the workers use; before workers_: destroyed after them
-    std::vector<std::unique_ptr<ZygoteWorker>> workers_;
+    BasicZygote<U> zygote_; // after every shared block the workers use; before workers_: destroyed after them
+    std::vector<std::unique_ptr<BasicZygoteWorker<U>>> workers_;
     pid_t owner_;
 
     std::mutex mutex_; // guards everything below, and the tasks' sinks

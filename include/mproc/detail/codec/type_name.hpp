@@ -26,7 +26,7 @@ std::string type_name() {
     using P = typename Parts<T>::type;
     if constexpr (std::is_same_v<T, std::string>) {
         return "std::string";
-    } else if constexpr (std::is_same_v<T, std::filesystem::path>) {
+    } else if constexpr (path_like<T>) {
         return "std::filesystem::path";
     } else if constexpr (is_std_array<T>) {
         return "std::array<" + type_names(P{}) + ", " + std::to_string(std::tuple_size_v<T>) + ">";

@@ -4,12 +4,12 @@
 #pragma once
 
 #include <algorithm>
-#include <chrono>
 #include <cstddef>
 #include <iterator>
 #include <type_traits>
 #include <vector>
 
+#include "../chrono.hpp"
 #include "../deadline.hpp"
 
 namespace mproc::detail {

@@ -2,10 +2,10 @@
 #pragma once
 
 #include <algorithm>
-#include <chrono>
 #include <ctime>
 #include <pthread.h>
 
+#include "../chrono.hpp"
 #include "../deadline.hpp"
 #include "futex.hpp"
 #include "syscall.hpp"
