@@ -921,7 +921,7 @@ void fuzz_map(const std::string& name, int rounds, MakeKey make_key, MakeValue m
 } // namespace
 
 TEST_CASE("regression (defect 4): a SharedMap's memory overwritten with random bytes: each call works or throws "
-          "SerializationError, never a crash or a hang; clear() repairs it") {
+          "SerializationError, never a crash or a hang, and clear() repairs it") {
     Names names;
     fuzz_map<std::string, std::string>(
         names("strings"), 3000, [](std::mt19937_64& rng) { return "k" + std::to_string(rng() % 40); },
@@ -932,7 +932,7 @@ TEST_CASE("regression (defect 4): a SharedMap's memory overwritten with random b
 }
 
 TEST_CASE("regression (defect 4): a SharedVector's memory overwritten with random bytes: each call works or throws "
-          "SerializationError, never a crash or a hang; clear() repairs it") {
+          "SerializationError, never a crash or a hang, and clear() repairs it") {
     Names names;
     auto vec = SharedVector<std::string>::create(names("fuzz"), 4096);
     RawSegment raw(names("fuzz"));
