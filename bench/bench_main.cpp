@@ -65,6 +65,18 @@ constexpr Comparison comparisons[] = {
     {"mproc/Lock_own_lock_each_2proc", "raw/Lock_own_lock_each_2proc", real_time, 0,
      "two processes, a lock each (false sharing)"},
 
+    {"mproc/SharedMap_get/1000", "boost/SharedMap_get/1000", real_time, 0,
+     "get of a present string key, 1,000 entries, against a Boost.Interprocess map behind a robust mutex"},
+    {"mproc/SharedMap_get/100000", "boost/SharedMap_get/100000", real_time, 0, "the same, 100,000 entries"},
+    {"mproc/SharedMap_set_existing/1000", "boost/SharedMap_set_existing/1000", real_time, 0,
+     "set of a present key's long value, 1,000 entries"},
+    {"mproc/SharedMap_insert_erase/1000", "boost/SharedMap_insert_erase/1000", real_time, 0,
+     "insert a key in the middle, then erase it, 1,000 entries (mproc moves the rows after it)"},
+    {"mproc/SharedMap_insert_erase/100000", "boost/SharedMap_insert_erase/100000", real_time, 0,
+     "the same, 100,000 entries"},
+    {"mproc/SharedVector_push_pop", "boost/SharedVector_push_pop", real_time, 0, "push_back + pop_back of a long"},
+    {"mproc/SharedVector_at", "boost/SharedVector_at", real_time, 0, "at(i) of a long, 1,000 elements"},
+
     {"mproc/Queue_1to1/64", "", items_per_second, 15e6, "64-byte messages, one producer process -> one consumer"},
     {"mproc/Queue_1to1/64", "boost/Queue_1to1/64", items_per_second, 2.0, "against Boost message_queue"},
     {"mproc/Queue_1to1/64", "raw/Queue_1to1/64", items_per_second, 0, "against a lock-free SPSC ring (upper bound)"},

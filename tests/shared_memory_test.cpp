@@ -6,9 +6,12 @@
 #include <algorithm>
 #include <array>
 #include <csignal>
+#include <cstddef>
+#include <cstdio>
 #include <cstring>
 #include <exception>
 #include <map>
+#include <random>
 #include <set>
 #include <string>
 #include <sys/stat.h>
@@ -726,6 +729,528 @@ TEST_CASE("capacity exhaustion: a full SharedMap or SharedVector throws ValueErr
     CHECK_THROWS_AS(vec.reserve(10000), ValueError);
     vec.pop_back();
     CHECK(vec.size() == pushed - 1);
+}
+
+// ---------------------------------------------------------------- corrupted SharedMap and SharedVector
+//
+// Issue #13 defect 4: bytes another process wrote are validated before use. Each case runs in a
+// forked process joined with a bound, so that a crash or a hang fails the case instead of killing
+// or stalling the test runner; the child reports what went wrong on stderr and by its exit status.
+
+namespace {
+
+using detail::shm::RowStore;
+
+/// A writable mapping of a named object's whole file, as a hostile process of the same user would
+/// make it: header, control block, rows and heap.
+class RawSegment {
+public:
+    explicit RawSegment(const std::string& name) {
+        const std::string path = detail::shm::system_path(name);
+        const int fd = posix::shm_open_existing(path, true);
+        size_ = posix::object_status(fd, path).size;
+        base_ = static_cast<std::byte*>(posix::map_object(fd, size_, true, path));
+        posix::close_fd(fd);
+    }
+    RawSegment(const RawSegment&) = delete;
+    ~RawSegment() { posix::unmap(base_, size_); }
+    std::byte* payload() const { return base_ + detail::shm::header_bytes; }
+    RowStore::Control& control() const { return *reinterpret_cast<RowStore::Control*>(payload()); }
+    std::byte* area() const { return payload() + RowStore::control_bytes; }
+    std::size_t area_size() const { return size_ - detail::shm::header_bytes - RowStore::control_bytes; }
+    /// The 8-byte word at byte `at` of the area (rows from 0).
+    std::uint64_t& word(std::size_t at) const { return *reinterpret_cast<std::uint64_t*>(area() + at); }
+    /// Bytes of the payload after the lock: what the fuzz overwrites (a scribbled robust mutex is
+    /// not defended, see docs/guarantees.md).
+    std::size_t first_fuzzed() const { return offsetof(RowStore::Control, magic); }
+    std::size_t payload_size() const { return size_ - detail::shm::header_bytes; }
+
+private:
+    std::byte* base_ = nullptr;
+    std::size_t size_ = 0;
+};
+
+/// Collects the first failed expectation of a child process.
+struct Expect {
+    std::string failure;
+    void operator()(bool ok, const std::string& what) {
+        if (!ok && failure.empty()) failure = what;
+    }
+    /// `f` throws SerializationError whose message contains `needle`.
+    template <class F>
+    void corrupt(F&& f, const std::string& needle, const std::string& what) {
+        try {
+            f();
+            (*this)(false, what + ": no error");
+        } catch (const SerializationError& e) {
+            (*this)(std::string(e.what()).find(needle) != std::string::npos,
+                    what + ": the message lacks \"" + needle + "\": " + e.what());
+        } catch (const std::exception& e) {
+            (*this)(false, what + ": not SerializationError: " + e.what());
+        }
+    }
+};
+
+/// Runs `body(expect)` in a forked process and fails the case if it crashes, hangs past `limit`,
+/// throws, or records a failed expectation. (ctest gives a whole case 120 s: limits stay below.)
+template <class Body>
+void in_child(Body body, std::chrono::seconds limit = std::chrono::seconds(60)) {
+    Process child([&] {
+        Expect expect;
+        try {
+            body(expect);
+        } catch (const std::exception& e) {
+            expect(false, std::string("unexpected exception: ") + e.what());
+        }
+        if (!expect.failure.empty()) {
+            std::fprintf(stderr, "child failure: %s\n", expect.failure.c_str());
+            mproc::exit(1);
+        }
+    });
+    child.start();
+    const bool ended = child.join_for(limit);
+    if (!ended) {
+        child.kill();
+        test::join_bounded(child);
+        FAIL("the child was still running after " << limit.count() << " s (an endless loop?)");
+    }
+    INFO("the child's failure, if any, is on stderr above");
+    CHECK(child.exitcode().value_or(-1000) == 0);
+}
+
+/// The outcome of one operation on a corrupted container: it worked, or threw SerializationError,
+/// or ValueError "full" (a corrupted but consistent-looking count or heap start can leave no room).
+/// Anything else is recorded as a failure.
+template <class F>
+void tolerate(Expect& expect, int round, const char* op, F&& f, long& errors) {
+    try {
+        f();
+    } catch (const SerializationError&) {
+        ++errors;
+    } catch (const ValueError& e) {
+        expect(std::string(e.what()).find(": full:") != std::string::npos,
+               "round " + std::to_string(round) + ": " + op + ": ValueError that is not 'full': " + e.what());
+    } catch (const std::exception& e) {
+        expect(false, "round " + std::to_string(round) + ": " + op + ": " + e.what());
+    }
+}
+
+/// Overwrites the segment after its lock: a few random bytes, or one 8-byte word (of the control
+/// block or the rows) with a value chosen to be nearly valid.
+void scribble(const RawSegment& raw, std::mt19937_64& rng) {
+    const std::size_t first = raw.first_fuzzed();
+    const std::size_t span = raw.payload_size() - first;
+    auto interesting = [&]() -> std::uint64_t {
+        const std::uint64_t cap = raw.area_size();
+        switch (rng() % 10) {
+        case 0: return 0;
+        case 1: return 1;
+        case 2: return cap;
+        case 3: return cap + 1 + rng() % 64;
+        case 4: return cap - 1 - rng() % 64;
+        case 5: return std::uint64_t{1} << 63;
+        case 6: return ~std::uint64_t{0} - rng() % 16;
+        case 7: return rng() % 64;
+        default: return rng();
+        }
+    };
+    switch (rng() % 4) {
+    case 0: { // random bytes anywhere after the lock
+        const int n = 1 + static_cast<int>(rng() % 8);
+        for (int i = 0; i < n; ++i) raw.payload()[first + rng() % span] = static_cast<std::byte>(rng());
+        break;
+    }
+    case 1: { // a control word
+        const std::size_t words = (RowStore::control_bytes - first) / 8;
+        *reinterpret_cast<std::uint64_t*>(raw.payload() + first + 8 * (rng() % words)) = interesting();
+        break;
+    }
+    default: // a word of the first rows
+        raw.word(8 * (rng() % 64)) = interesting();
+        break;
+    }
+}
+
+std::string random_text(std::mt19937_64& rng, std::size_t max_len) {
+    std::string s(rng() % (max_len + 1), ' ');
+    for (char& c : s) c = static_cast<char>('a' + rng() % 26);
+    return s;
+}
+
+/// `rounds` rounds of: clear, fill, scribble, run every operation (each works or throws
+/// SerializationError or "full"), then clear() must repair the map.
+template <class K, class V, class MakeKey, class MakeValue>
+void fuzz_map(const std::string& name, int rounds, MakeKey make_key, MakeValue make_value) {
+    auto map = SharedMap<K, V>::create(name, 4096);
+    RawSegment raw(name);
+    in_child(
+        [&](Expect& expect) {
+            std::mt19937_64 rng(20261202);
+            long errors = 0;
+            for (int round = 0; round < rounds && expect.failure.empty(); ++round) {
+                map.clear();
+                const int n = static_cast<int>(rng() % 24);
+                for (int i = 0; i < n; ++i) map.set(make_key(rng), make_value(rng));
+                if (rng() % 2 != 0 && n > 0) map.erase(make_key(rng)); // leave garbage in the heap
+                const int scribbles = 1 + static_cast<int>(rng() % 3);
+                for (int i = 0; i < scribbles; ++i) scribble(raw, rng);
+                const K k = make_key(rng);
+                tolerate(expect, round, "get", [&] { (void)map.get(k); }, errors);
+                tolerate(expect, round, "contains", [&] { (void)map.contains(k); }, errors);
+                tolerate(expect, round, "size", [&] { (void)map.size(); }, errors);
+                tolerate(expect, round, "keys", [&] { (void)map.keys(); }, errors);
+                tolerate(expect, round, "items", [&] { (void)map.items(); }, errors);
+                tolerate(expect, round, "free_bytes", [&] { (void)map.free_bytes(); }, errors);
+                tolerate(expect, round, "set", [&] { map.set(make_key(rng), make_value(rng)); }, errors);
+                tolerate(expect, round, "update", [&] { map.update(k, [&](std::optional<V>) { return make_value(rng); }); }, errors);
+                tolerate(expect, round, "erase", [&] { (void)map.erase(make_key(rng)); }, errors);
+                for (int i = 0; i < 4; ++i) // enough to need a compaction now and then
+                    tolerate(expect, round, "set", [&] { map.set(make_key(rng), make_value(rng)); }, errors);
+                tolerate(expect, round, "items", [&] { (void)map.items(); }, errors);
+                map.clear(); // repairs
+                map.set(k, make_value(rng));
+                expect(map.size() == 1 && map.contains(k) && map.keys() == std::vector<K>{k},
+                       "round " + std::to_string(round) + ": clear() did not repair the map");
+            }
+            expect(errors > rounds / 4, "only " + std::to_string(errors) + " SerializationErrors in " +
+                                            std::to_string(rounds) + " rounds: the corruption is not being seen");
+        },
+        std::chrono::seconds(50));
+}
+
+} // namespace
+
+TEST_CASE("regression (defect 4): a SharedMap's memory overwritten with random bytes: each call works or throws "
+          "SerializationError, never a crash or a hang, and clear() repairs it") {
+    Names names;
+    fuzz_map<std::string, std::string>(
+        names("strings"), 3000, [](std::mt19937_64& rng) { return "k" + std::to_string(rng() % 40); },
+        [](std::mt19937_64& rng) { return random_text(rng, 120); });
+    fuzz_map<int, std::vector<std::string>>(
+        names("encoded"), 1000, [](std::mt19937_64& rng) { return static_cast<int>(rng() % 40) - 20; },
+        [](std::mt19937_64& rng) { return std::vector<std::string>(rng() % 4, random_text(rng, 20)); });
+}
+
+TEST_CASE("regression (defect 4): a SharedVector's memory overwritten with random bytes: each call works or throws "
+          "SerializationError, never a crash or a hang, and clear() repairs it") {
+    Names names;
+    auto vec = SharedVector<std::string>::create(names("fuzz"), 4096);
+    RawSegment raw(names("fuzz"));
+    in_child(
+        [&](Expect& expect) {
+            std::mt19937_64 rng(4);
+            long errors = 0;
+            constexpr int rounds = 3000;
+            for (int round = 0; round < rounds && expect.failure.empty(); ++round) {
+                vec.clear(); // keeps a reservation, which a scribble may have made large: the vector may fill up
+                const int n = static_cast<int>(rng() % 24);
+                tolerate(expect, round, "fill", [&] {
+                    for (int i = 0; i < n; ++i) vec.push_back(random_text(rng, 100));
+                    if (n > 0 && rng() % 2 != 0) vec.set(rng() % static_cast<std::size_t>(n), random_text(rng, 150));
+                }, errors);
+                const int scribbles = 1 + static_cast<int>(rng() % 3);
+                for (int i = 0; i < scribbles; ++i) scribble(raw, rng);
+                const std::size_t i = rng() % 30;
+                auto index_ok = [&](auto&& f) {
+                    return [&, f] {
+                        try {
+                            f();
+                        } catch (const ValueError& e) { // an index out of range is not corruption
+                            if (std::string(e.what()).find("out of range") == std::string::npos) throw;
+                        }
+                    };
+                };
+                tolerate(expect, round, "at", index_ok([&] { (void)vec.at(i); }), errors);
+                tolerate(expect, round, "size", [&] { (void)vec.size(); }, errors);
+                tolerate(expect, round, "to_vector", [&] { (void)vec.to_vector(); }, errors);
+                tolerate(expect, round, "free_bytes", [&] { (void)vec.free_bytes(); }, errors);
+                tolerate(expect, round, "set", index_ok([&] { vec.set(i, random_text(rng, 200)); }), errors);
+                tolerate(expect, round, "update", index_ok([&] { vec.update(i, [](std::string s) { return s + "!"; }); }), errors);
+                tolerate(expect, round, "pop_back", [&] { (void)vec.pop_back(); }, errors);
+                for (int j = 0; j < 4; ++j)
+                    tolerate(expect, round, "push_back", [&] { vec.push_back(random_text(rng, 300)); }, errors);
+                tolerate(expect, round, "reserve", [&] { vec.reserve(rng() % 40); }, errors);
+                tolerate(expect, round, "to_vector", [&] { (void)vec.to_vector(); }, errors);
+                vec.clear();
+                vec.reserve(0);
+                vec.push_back("again");
+                expect(vec.to_vector() == std::vector<std::string>{"again"},
+                       "round " + std::to_string(round) + ": clear() did not repair the vector");
+            }
+            expect(errors > rounds / 4, "only " + std::to_string(errors) + " SerializationErrors in " +
+                                            std::to_string(rounds) + " rounds: the corruption is not being seen");
+        },
+        std::chrono::seconds(100));
+}
+
+TEST_CASE("regression (defect 4): targeted corruptions of a SharedMap are SerializationErrors naming the cause") {
+    Names names;
+    // Rows of a map<string, string> are 32 bytes: key offset, key length, value offset, value length.
+    constexpr std::size_t row = 32;
+    auto map = SharedMap<std::string, std::string>::create(names("map"), 4096);
+    RawSegment raw(names("map"));
+    auto fill = [&] {
+        map.clear();
+        for (const char* k : {"a", "b", "c", "d", "e"}) map.set(k, std::string(100, k[0]));
+    };
+    in_child([&](Expect& expect) {
+        RowStore::Control& c = raw.control();
+        const std::uint64_t cap = raw.area_size();
+
+        fill();
+        c.count.store(cap); // a row count beyond the capacity
+        expect.corrupt([&] { map.get("a"); }, "row count " + std::to_string(cap) + " exceeds", "count beyond capacity");
+        expect.corrupt([&] { map.size(); }, "SharedMap \"" + names("map") + "\": size: its shared memory is corrupted",
+                       "the message names the map and the operation");
+
+        fill();
+        c.heap_low.store(cap + 1);
+        expect.corrupt([&] { map.keys(); }, "heap start", "heap start past the end");
+
+        fill();
+        raw.word(2 * row) = cap + 100; // row 2's key offset past the end
+        expect.corrupt([&] { map.keys(); }, "row 2's key (offset " + std::to_string(cap + 100), "offset past end");
+
+        fill();
+        raw.word(1 * row + 24) = std::uint64_t{1} << 63; // row 1's value length: huge
+        expect.corrupt([&] { map.get("b"); }, "row 1's value", "huge length");
+        expect.corrupt([&] { map.items(); }, "lies outside the heap", "huge length, items");
+        raw.word(1 * row + 24) = cap; // huge, but not past the end of the segment from offset 0
+        expect.corrupt([&] { map.get("b"); }, "row 1's value", "length of the whole area");
+
+        fill();
+        raw.word(1 * row + 24) += 50; // row 1's value now overlaps the bytes above it
+        (void)map.items();           // not detected by a read: its bytes are in the heap
+        expect.corrupt([&] { map.set("f", std::string(3500, 'f')); }, "share heap bytes", "overlapping lengths");
+        expect(map.size() == 5, "the failed set changed the count");
+
+        fill();
+        std::array<std::byte, row> tmp; // rows 1 and 3 swapped: out of key order
+        std::memcpy(tmp.data(), raw.area() + 1 * row, row);
+        std::memcpy(raw.area() + 1 * row, raw.area() + 3 * row, row);
+        std::memcpy(raw.area() + 3 * row, tmp.data(), row);
+        expect.corrupt([&] { map.keys(); }, "are not in key order", "unsorted rows, keys");
+        expect.corrupt([&] { map.items(); }, "are not in key order", "unsorted rows, items");
+        try { // an insertion next to the disorder sees it; elsewhere it may work
+            map.set("c0", "x");
+        } catch (const SerializationError& e) {
+            expect(std::string(e.what()).find("not in key order") != std::string::npos, e.what());
+        }
+
+        fill();
+        c.magic.store(0x1234);
+        expect.corrupt([&] { map.get("a"); }, "control block was overwritten", "magic");
+        map.clear(); // repairs
+        map.set("z", "zz");
+        expect(map.get("z") == "zz" && map.size() == 1, "clear() did not repair the control block");
+    });
+}
+
+TEST_CASE("regression (defect 4): targeted corruptions of a SharedVector are SerializationErrors naming the cause") {
+    Names names;
+    constexpr std::size_t row = 16; // a vector<string>'s row: offset, length
+    auto vec = SharedVector<std::string>::create(names("vec"), 4096);
+    auto longs = SharedVector<long>::create(names("longs"), 4096);
+    RawSegment raw(names("vec"));
+    RawSegment raw_longs(names("longs"));
+    auto fill = [&] {
+        vec.clear();
+        for (int i = 0; i < 5; ++i) vec.push_back(std::string(50, static_cast<char>('a' + i)));
+    };
+    in_child([&](Expect& expect) {
+        const std::uint64_t cap = raw.area_size();
+        fill();
+        raw.control().count.store(cap / row + 1);
+        expect.corrupt([&] { vec.at(0); }, "row count", "count beyond capacity");
+        fill();
+        raw.word(3 * row) = cap + 1;
+        expect.corrupt([&] { vec.at(3); }, "row 3's element", "offset past end");
+        expect.corrupt([&] { vec.to_vector(); }, "row 3's element", "offset past end, to_vector");
+        fill();
+        raw.word(2 * row + 8) = ~std::uint64_t{0};
+        expect.corrupt([&] { vec.at(2); }, "lies outside the heap", "huge length");
+        fill();
+        raw.word(2 * row) = raw.word(3 * row); // rows 2 and 3 share bytes
+        expect.corrupt([&] {
+            for (int i = 0; i < 100; ++i) vec.push_back(std::string(100, 'x')); // until a compaction
+        }, "share heap bytes", "shared bytes");
+        fill();
+        raw.control().reserved_rows.store(cap);
+        expect.corrupt([&] { vec.push_back("x"); }, "reserved row count", "reservation beyond capacity");
+        vec.clear();
+        expect(vec.size() == 0, "clear() did not repair");
+        vec.push_back("ok");
+        expect(vec.at(0) == "ok", "clear() did not repair");
+
+        // Elements stored in the row: only the control block can be wrong.
+        longs.clear();
+        for (long i = 0; i < 10; ++i) longs.push_back(i);
+        raw_longs.control().count.store(~std::uint64_t{0});
+        expect.corrupt([&] { longs.to_vector(); }, "row count", "count of longs");
+        raw_longs.control().count.store(3);
+        expect(longs.to_vector() == std::vector<long>{0, 1, 2}, "a plausible count is used as it is");
+    });
+}
+
+TEST_CASE("regression (defect 4): a segment of the old layout (Boost.Interprocess containers) is refused by attach") {
+    Names names;
+    {
+        auto map = SharedMap<std::string, int>::create(names("old"), 4096);
+        RawSegment raw(names("old"));
+        // Layout 1: [pthread_mutex_t][offset_ptr to the container][capacity]...
+        *reinterpret_cast<std::int64_t*>(raw.payload() + sizeof(pthread_mutex_t)) = 16;
+        *reinterpret_cast<std::uint64_t*>(raw.payload() + sizeof(pthread_mutex_t) + 8) = 4096;
+        CHECK_THROWS_WITH((SharedMap<std::string, int>::attach(names("old"))),
+                          Catch::Contains("does not have this mproc's container layout") &&
+                              Catch::Contains("older mproc (Boost.Interprocess containers)"));
+        CHECK_THROWS_AS((SharedMap<std::string, int>::attach(names("old"))), ValueError);
+        CHECK_THROWS_AS(map.get("x"), SerializationError); // the handle already open sees it too
+    }
+    {
+        auto vec = SharedVector<int>::create(names("oldvec"), 4096);
+        RawSegment raw(names("oldvec"));
+        raw.control().magic.store(0);
+        CHECK_THROWS_WITH(SharedVector<int>::attach(names("oldvec")), Catch::Contains("container layout"));
+    }
+}
+
+TEST_CASE("SharedMap against std::map: 20,000 random sets, updates, erases and gets agree, through compactions and full maps") {
+    Names names;
+    auto map = SharedMap<std::string, std::string>::create(names("model"), 16 * 1024);
+    auto ints = SharedMap<int, long>::create(names("ints"), 4096);
+    RawSegment raw(names("model"));
+    in_child([&](Expect& expect) {
+        std::mt19937_64 rng(13);
+        std::map<std::string, std::string> model;
+        long compactions = 0, fulls = 0;
+        for (int op = 0; op < 20000 && expect.failure.empty(); ++op) {
+            const std::string k = "key-" + std::to_string(rng() % 300);
+            const std::uint64_t heap_before = raw.control().heap_low.load();
+            const std::uint64_t what = rng() % 8;
+            switch (what) {
+            case 0:
+            case 1:
+            case 2: {
+                const std::string v = random_text(rng, 80);
+                try {
+                    map.set(k, v);
+                    model[k] = v;
+                } catch (const ValueError& e) {
+                    ++fulls;
+                    expect(std::string(e.what()).find("full") != std::string::npos, e.what());
+                }
+                break;
+            }
+            case 3: {
+                const std::string v = random_text(rng, 80);
+                try {
+                    const std::string got = map.update(k, [&](std::optional<std::string> old) { return old.value_or("") .substr(0, 10) + v; });
+                    model[k] = model.count(k) ? model[k].substr(0, 10) + v : v;
+                    expect(got == model[k], "update returned another value for " + k);
+                } catch (const ValueError&) {
+                    ++fulls;
+                }
+                break;
+            }
+            case 4:
+            case 5: expect(map.erase(k) == (model.erase(k) == 1), "erase disagrees on " + k); break;
+            default: {
+                auto it = model.find(k);
+                expect(map.get(k) == (it == model.end() ? std::nullopt : std::optional<std::string>(it->second)),
+                       "get disagrees on " + k);
+            }
+            }
+            // A set or update only lowers the heap's start, unless it compacted the heap.
+            if (what <= 3 && raw.control().heap_low.load() > heap_before) ++compactions;
+            if (op % 1000 == 999) {
+                expect(map.size() == model.size(), "size disagrees at op " + std::to_string(op));
+                expect(map.items() == std::vector<std::pair<std::string, std::string>>(model.begin(), model.end()),
+                       "items disagree at op " + std::to_string(op));
+            }
+        }
+        expect(compactions >= 10, "only " + std::to_string(compactions) + " compactions: the test does not reach them");
+        expect(fulls >= 1, "the map never filled up");
+        expect(map.free_bytes() < map.capacity_bytes(), "free_bytes");
+
+        // int keys: operator< order, negative numbers first; exactly 4096 / 16 entries fit.
+        std::map<int, long> int_model;
+        for (int op = 0; op < 5000 && expect.failure.empty(); ++op) {
+            const int k = static_cast<int>(rng() % 400) - 200;
+            if (rng() % 3 == 0) {
+                expect(ints.erase(k) == (int_model.erase(k) == 1), "int erase disagrees");
+            } else {
+                try {
+                    ints.set(k, op);
+                    int_model[k] = op;
+                } catch (const ValueError&) {
+                    expect(int_model.size() == 4096 / 16 && !int_model.count(k), "int map full before 256 entries");
+                }
+            }
+        }
+        expect(ints.items() == std::vector<std::pair<int, long>>(int_model.begin(), int_model.end()), "int items disagree");
+    });
+}
+
+TEST_CASE("SharedVector against std::vector: random push_back, pop_back, set and at agree, through compactions") {
+    Names names;
+    auto vec = SharedVector<std::string>::create(names("model"), 8 * 1024);
+    auto ints = SharedVector<int>::create(names("ints"), 4096);
+    RawSegment raw(names("model"));
+    in_child([&](Expect& expect) {
+        std::mt19937_64 rng(17);
+        std::vector<std::string> model;
+        long compactions = 0;
+        for (int op = 0; op < 20000 && expect.failure.empty(); ++op) {
+            const std::uint64_t heap_before = raw.control().heap_low.load();
+            const std::uint64_t count_before = raw.control().count.load();
+            switch (rng() % 6) {
+            case 0:
+            case 1: {
+                std::string v = random_text(rng, 90);
+                try {
+                    vec.push_back(v);
+                    model.push_back(std::move(v));
+                } catch (const ValueError&) {
+                }
+                break;
+            }
+            case 2: expect(vec.pop_back() == (model.empty() ? std::nullopt : std::optional<std::string>(model.back())), "pop_back");
+                if (!model.empty()) model.pop_back();
+                break;
+            case 3:
+                if (!model.empty()) {
+                    const std::size_t i = rng() % model.size();
+                    std::string v = random_text(rng, 90);
+                    try {
+                        vec.set(i, v);
+                        model[i] = std::move(v);
+                    } catch (const ValueError&) {
+                    }
+                }
+                break;
+            default:
+                if (!model.empty()) {
+                    const std::size_t i = rng() % model.size();
+                    expect(vec.at(i) == model[i], "at " + std::to_string(i));
+                }
+            }
+            if (raw.control().heap_low.load() > heap_before && raw.control().count.load() >= count_before) ++compactions;
+            if (op % 1000 == 999) expect(vec.to_vector() == model, "to_vector disagrees at op " + std::to_string(op));
+        }
+        expect(compactions >= 10, "only " + std::to_string(compactions) + " compactions");
+
+        // Elements stored in their rows: 4096 / 8 ints, exactly; reserve keeps rows clear.
+        std::size_t n = 0;
+        try {
+            for (;; ++n) ints.push_back(static_cast<int>(n));
+        } catch (const ValueError&) {
+        }
+        expect(n == 512, "a 4096-byte SharedVector<int> held " + std::to_string(n) + " ints, not 512");
+        ints.clear();
+        ints.reserve(512);
+        expect(ints.free_bytes() == 0, "reserve(512) leaves " + std::to_string(ints.free_bytes()) + " bytes free");
+        expect(ints.to_vector().empty(), "reserve added elements");
+    });
 }
 
 // ---------------------------------------------------------------- leftovers

@@ -31,7 +31,8 @@
 // Locks and crashes. NamedLock and the containers' locks are robust process-shared mutexes, with the
 // same OwnerDied semantics as mproc::Lock; NamedQueue is mproc's crash-safe ring (see queue.hpp).
 // A process killed in the middle of a SharedMap or SharedVector write makes the next operation throw
-// OwnerDied; the lock is released, but the container's internal structure may be damaged then.
+// OwnerDied; the lock is released, but the container may be inconsistent then: the operations after
+// it check what they read and throw SerializationError where it does not hold; clear() repairs.
 //
 // Thread-safety: every call on these objects is safe from several threads and processes at once,
 // except that one SharedMemory handle (its close(), moves) must not be raced. They may be used in
@@ -40,6 +41,7 @@
 
 #include "detail/cxx20.hpp" // first: mproc needs C++20, said in one line
 
+#include <array>
 #include <bit>
 #include <chrono>
 #include <concepts>
@@ -247,38 +249,50 @@ private:
 };
 
 /// A dictionary that unrelated processes share by name: Python's Manager().dict() without a server
-/// process. A Boost.Interprocess map (boost::container::map with an interprocess allocator) lives in
-/// a named segment of `capacity_bytes`, guarded by a robust NamedLock-like mutex; every call takes
-/// it, so each call is atomic, and update() makes a read-modify-write atomic.
+/// process. Its entries live in a named segment of `capacity_bytes` as a table of rows sorted by key
+/// and a heap of bytes (detail/shm_store.hpp), guarded by a robust NamedLock-like mutex; every call
+/// takes it, so each call is atomic, and update() makes a read-modify-write atomic.
 ///
 /// Keys and values: any serializable type (<mproc/codec.hpp>). Trivially copyable types are stored
 /// as they are, std::string as its bytes, anything else as its encoding; keys stored as they are must
 /// have operator<. Iteration (keys(), items()) is in key order: operator< for trivially copyable
 /// keys, std::string's order for strings, a fixed but unspecified order for other keys.
 ///
-/// Capacity: an entry takes a node (48 bytes for an int -> int map; 96 when key and value are
-/// strings or encoded, which keep up to 23 bytes inside the node) and, for a longer string or
-/// encoding, a block of its size plus 16 to 32 bytes. When the next entry does not fit, the call
-/// throws ValueError naming the capacity and leaves the map as it was. free_bytes() tells what is left.
+/// Capacity: an entry takes a row of its key's and its value's widths (sizeof rounded up to 8 for
+/// a type stored as it is, 16 for a string or an encoding) plus, for a string or an encoding, its
+/// bytes: 16 bytes for an int -> int map, 24 + the key's length for std::string -> double. Bytes of
+/// overwritten or erased entries are reclaimed by compacting when the next entry would not fit.
+/// When it still does not fit, the call throws ValueError naming the capacity and leaves the map as
+/// it was. free_bytes() tells what is left.
+///
+/// Cost: get, contains and overwriting set are O(log n) key comparisons; inserting or erasing a key
+/// moves the rows after it (O(n) bytes moved, a memmove); a compaction is O(n log n).
+///
+/// Corruption: every offset, length and count read from the segment is checked first, so bytes
+/// written there by a buggy or hostile process give SerializationError (naming the operation and
+/// what is wrong), never a crash or an endless loop; clear() empties and repairs the map (see
+/// docs/guarantees.md for what is and is not detected).
 template <class K, class V>
     requires Serializable<K> && detail::shm::MapKey<K> && Serializable<V>
 class SharedMap {
-    using Map = detail::shm::Map<K, V>;
-    using Store = detail::shm::ContainerStore<Map>;
+    using Store = detail::shm::RowStore;
+    using Op = Store::Op;
+    using Rows = detail::shm::MapRows<K, V>;
     using Kind = detail::shm::Kind;
 
 public:
     static constexpr std::size_t default_capacity = std::size_t{1} << 20;
 
-    /// Creates an empty map with room for `capacity_bytes` (at least 4096) of entries and
-    /// bookkeeping. Throws ValueError (bad name, capacity or mode), else as SharedMemory::create.
+    /// Creates an empty map with room for `capacity_bytes` (at least 4096) of entries.
+    /// Throws ValueError (bad name, capacity or mode), else as SharedMemory::create.
     static SharedMap create(std::string_view name, std::size_t capacity_bytes = default_capacity, CreateOptions options = {}) {
         const std::size_t bytes = Store::payload_bytes(capacity_bytes, "SharedMap::create");
         return SharedMap(
             detail::shm::Segment::create(name, Kind::map, type(), bytes, detail::shm::params(options), "SharedMap::create"),
             capacity_bytes);
     }
-    /// Throws as SharedMemory::attach; ValueError if `name` is not a SharedMap<K, V>.
+    /// Throws as SharedMemory::attach; ValueError if `name` is not a SharedMap<K, V> of this mproc's
+    /// layout (one made by an older mproc, with Boost.Interprocess containers, is refused, naming the cause).
     static SharedMap attach(std::string_view name, AttachOptions options = {}) {
         return SharedMap(
             detail::shm::Segment::attach(name, Kind::map, type(), detail::shm::params(options), "SharedMap::attach"));
@@ -286,43 +300,37 @@ public:
     SharedMap(const SharedMap&) = delete;
     SharedMap& operator=(const SharedMap&) = delete;
 
-    // Every call below blocks on the map's lock (held only for the call) and throws OwnerDied if a
-    // process died holding it (see the top of this file).
+    // Every call below blocks on the map's lock (held only for the call), throws OwnerDied if a
+    // process died holding it (see the top of this file), and SerializationError if the map's shared
+    // memory is corrupted (all but clear(), which repairs it).
 
     /// Python's d[key] = value. Throws ValueError when full (the map is unchanged).
     void set(const K& key, const V& value) {
         detail::shm::Prepared<K> k(key);
         detail::shm::Prepared<V> v(value);
-        store_.locked("set", [&](Map& m, detail::shm::SegmentManager* sm) {
-            if (auto it = m.find(k.probe()); it != m.end()) {
-                v.assign_to(it->second);
-            } else {
-                m.emplace(k.make(sm), v.make(sm));
-            }
-        });
+        store_.locked("set", [&](Op& op) { Rows::set(op, k, v.bytes()); });
     }
     /// Python's d.get(key): the value, or nullopt. Throws SerializationError if the bytes do not decode.
     std::optional<V> get(const K& key) {
         detail::shm::Prepared<K> k(key);
-        return store_.locked("get", [&](Map& m, detail::shm::SegmentManager*) -> std::optional<V> {
-            auto it = m.find(k.probe());
-            if (it == m.end()) return std::nullopt;
-            return detail::shm::load_stored<V>(it->second);
+        return store_.locked("get", [&](Op& op) -> std::optional<V> {
+            const auto [at, found] = Rows::find(op, k);
+            if (!found) return std::nullopt;
+            return detail::shm::load<V>(op.field(at, 1));
         });
     }
     /// Python's `key in d`.
     bool contains(const K& key) {
         detail::shm::Prepared<K> k(key);
-        return store_.locked("contains", [&](Map& m, detail::shm::SegmentManager*) { return m.find(k.probe()) != m.end(); });
+        return store_.locked("contains", [&](Op& op) { return Rows::find(op, k).second; });
     }
     /// Python's d.pop(key, None) is not None: removes the entry; false if there was none.
     bool erase(const K& key) {
         detail::shm::Prepared<K> k(key);
-        return store_.locked("erase", [&](Map& m, detail::shm::SegmentManager*) {
-            auto it = m.find(k.probe());
-            if (it == m.end()) return false;
-            m.erase(it);
-            return true;
+        return store_.locked("erase", [&](Op& op) {
+            const auto [at, found] = Rows::find(op, k);
+            if (found) op.erase_row(at);
+            return found;
         });
     }
     /// Atomically replaces the value of `key` with fn(old), where old is std::optional<V> (nullopt if
@@ -333,78 +341,88 @@ public:
         requires std::convertible_to<std::invoke_result_t<F&, std::optional<V>>, V>
     V update(const K& key, F fn) {
         detail::shm::Prepared<K> k(key);
-        return store_.locked("update", [&](Map& m, detail::shm::SegmentManager* sm) -> V {
-            auto it = m.find(k.probe());
+        return store_.locked("update", [&](Op& op) -> V {
+            const auto [at, found] = Rows::find(op, k);
             std::optional<V> old;
-            if (it != m.end()) old = detail::shm::load_stored<V>(it->second);
+            if (found) old = detail::shm::load<V>(op.field(at, 1));
             V now = Store::call_user(fn, std::move(old));
             detail::shm::Prepared<V> v(now);
-            if (it != m.end()) {
-                v.assign_to(it->second);
-            } else {
-                m.emplace(k.make(sm), v.make(sm));
-            }
+            Rows::set(op, k, v.bytes());
             return now;
         });
     }
 
     /// The number of entries now.
     std::size_t size() {
-        return store_.locked("size", [](Map& m, detail::shm::SegmentManager*) { return m.size(); });
+        return store_.locked("size", [](Op& op) { return op.count(); });
     }
     bool empty() { return size() == 0; }
-    /// Removes every entry.
+    /// Removes every entry. Reads nothing from the map's memory, so it also repairs a corrupted map.
     void clear() {
-        store_.locked("clear", [](Map& m, detail::shm::SegmentManager*) { m.clear(); });
+        store_.locked("clear", [](Op& op) { op.clear(); }, false);
     }
     /// The keys, in key order (a snapshot).
     std::vector<K> keys() {
-        return store_.locked("keys", [](Map& m, detail::shm::SegmentManager*) {
+        return store_.locked("keys", [](Op& op) {
             std::vector<K> out;
-            out.reserve(m.size());
-            for (const auto& [k, v] : m) out.push_back(detail::shm::load_stored<K>(k));
+            out.reserve(op.count());
+            for (std::size_t i = 0; i < op.count(); ++i) {
+                Rows::check_order(op, i);
+                out.push_back(detail::shm::load<K>(op.field(i, 0)));
+            }
             return out;
         });
     }
     /// The entries, in key order (a snapshot).
     std::vector<std::pair<K, V>> items() {
-        return store_.locked("items", [](Map& m, detail::shm::SegmentManager*) {
+        return store_.locked("items", [](Op& op) {
             std::vector<std::pair<K, V>> out;
-            out.reserve(m.size());
-            for (const auto& [k, v] : m) out.emplace_back(detail::shm::load_stored<K>(k), detail::shm::load_stored<V>(v));
+            out.reserve(op.count());
+            for (std::size_t i = 0; i < op.count(); ++i) {
+                Rows::check_order(op, i);
+                out.emplace_back(detail::shm::load<K>(op.field(i, 0)), detail::shm::load<V>(op.field(i, 1)));
+            }
             return out;
         });
     }
 
     /// The capacity given to create().
     std::size_t capacity_bytes() const noexcept { return store_.capacity(); }
-    /// Bytes of the capacity still free (a snapshot; fragmentation may keep a large entry out).
-    std::size_t free_bytes() { return store_.free_bytes(); }
+    /// Bytes of the capacity not taken by entries (a snapshot; O(n)). A compaction makes all of
+    /// them usable.
+    std::size_t free_bytes() {
+        return store_.locked("free_bytes", [](Op& op) { return op.free_bytes(); });
+    }
     const std::string& name() const noexcept { return store_.segment().name(); }
     /// As SharedMemory::unlink.
     bool unlink() { return store_.segment().unlink(); }
 
 private:
-    SharedMap(detail::shm::Segment s, std::size_t capacity_bytes) : store_(std::move(s), capacity_bytes, "SharedMap") {}
-    explicit SharedMap(detail::shm::Segment s) : store_(std::move(s), "SharedMap") {}
+    SharedMap(detail::shm::Segment s, std::size_t capacity_bytes)
+        : store_(std::move(s), capacity_bytes, "SharedMap", Rows::fields) {}
+    explicit SharedMap(detail::shm::Segment s) : store_(std::move(s), "SharedMap", Rows::fields) {}
     static std::string type() { return detail::codec::type_name<K>() + ", " + detail::codec::type_name<V>(); }
     Store store_;
 };
 
-/// A vector that unrelated processes share by name: Python's Manager().list() without a server. A
-/// Boost.Interprocess vector in a named segment of `capacity_bytes`, guarded by a robust mutex; every
-/// call takes it. Elements as SharedMap's values: any serializable type.
+/// A vector that unrelated processes share by name: Python's Manager().list() without a server. Its
+/// elements live in a named segment of `capacity_bytes` as a table of rows and a heap of bytes, as
+/// SharedMap's; every call takes its robust mutex. Elements as SharedMap's values: any serializable
+/// type.
 ///
-/// Capacity: elements stored in place take sizeof(T) each; strings and encoded types a 32-byte slot
-/// and, past 23 bytes, a block of their size plus 16 to 32 bytes. The slots grow by 1.6x; Boost
-/// expands them in place when the bytes after them are free (a vector<int> alone in 1 MiB holds
-/// 262090 ints), otherwise the old slots stay until the copy is done: reserve() what you expect.
-/// When an element does not fit, the call throws ValueError naming the capacity and leaves the
-/// vector as it was.
+/// Capacity: an element takes a row of sizeof(T) rounded up to 8 for a type stored as it is (a
+/// SharedVector<int> of 1 MiB holds 131072 ints), or of 16 bytes plus its bytes for a string or an
+/// encoding. Bytes of overwritten or removed elements are reclaimed by compacting when the next one
+/// would not fit. When an element does not fit, the call throws ValueError naming the capacity and
+/// leaves the vector as it was.
+///
+/// Cost: at, set, push_back and pop_back are O(1) (a compaction, O(n log n), when the heap is full
+/// of old bytes). Corruption: as SharedMap's (SerializationError; clear() repairs).
 template <Serializable T>
 class SharedVector {
-    using Vec = detail::shm::Vector<T>;
-    using Store = detail::shm::ContainerStore<Vec>;
+    using Store = detail::shm::RowStore;
+    using Op = Store::Op;
+    using Rows = detail::shm::VectorRows<T>;
 
 public:
     static constexpr std::size_t default_capacity = std::size_t{1} << 20;
@@ -416,7 +434,8 @@ public:
                                                          detail::shm::params(options), "SharedVector::create"),
                             capacity_bytes);
     }
-    /// Throws as SharedMemory::attach; ValueError if `name` is not a SharedVector<T>.
+    /// Throws as SharedMemory::attach; ValueError if `name` is not a SharedVector<T> of this mproc's
+    /// layout.
     static SharedVector attach(std::string_view name, AttachOptions options = {}) {
         return SharedVector(detail::shm::Segment::attach(name, detail::shm::Kind::vector, detail::codec::type_name<T>(),
                                                          detail::shm::params(options), "SharedVector::attach"));
@@ -424,78 +443,88 @@ public:
     SharedVector(const SharedVector&) = delete;
     SharedVector& operator=(const SharedVector&) = delete;
 
-    // Every call blocks on the vector's lock, held only for the call, and throws OwnerDied as
-    // SharedMap's calls do.
+    // Every call blocks on the vector's lock, held only for the call, and throws OwnerDied and
+    // SerializationError as SharedMap's calls do.
 
     /// Python's append. Throws ValueError when full (the vector is unchanged).
     void push_back(const T& value) {
         detail::shm::Prepared<T> v(value);
-        store_.locked("push_back", [&](Vec& vec, detail::shm::SegmentManager* sm) { vec.push_back(v.make(sm)); });
+        store_.locked("push_back", [&](Op& op) {
+            const std::array<std::string_view, 1> values{v.bytes()};
+            op.insert_row(op.count(), values);
+        });
     }
     /// Removes and returns the last element; nullopt if empty.
     std::optional<T> pop_back() {
-        return store_.locked("pop_back", [](Vec& vec, detail::shm::SegmentManager*) -> std::optional<T> {
-            if (vec.empty()) return std::nullopt;
-            T out = detail::shm::load_stored<T>(vec.back());
-            vec.pop_back();
+        return store_.locked("pop_back", [](Op& op) -> std::optional<T> {
+            if (op.count() == 0) return std::nullopt;
+            T out = detail::shm::load<T>(op.field(op.count() - 1, 0));
+            op.erase_row(op.count() - 1);
             return out;
         });
     }
     /// The element at `i`. Throws ValueError when i >= size().
     T at(std::size_t i) {
-        return store_.locked("at", [&](Vec& vec, detail::shm::SegmentManager*) { return detail::shm::load_stored<T>(vec[check(i, vec, "at")]); });
+        return store_.locked("at", [&](Op& op) { return detail::shm::load<T>(op.field(check(i, op), 0)); });
     }
     /// Replaces the element at `i`. Throws ValueError when i >= size(), or when full (unchanged).
     void set(std::size_t i, const T& value) {
         detail::shm::Prepared<T> v(value);
-        store_.locked("set", [&](Vec& vec, detail::shm::SegmentManager*) { v.assign_to(vec[check(i, vec, "set")]); });
+        store_.locked("set", [&](Op& op) { op.set_field(check(i, op), 0, v.bytes()); });
     }
     /// Atomically replaces the element at `i` with fn(old) and returns it; fn runs under the lock
     /// (see SharedMap::update). Throws ValueError when i >= size() or when full.
     template <class F>
         requires std::convertible_to<std::invoke_result_t<F&, T>, T>
     T update(std::size_t i, F fn) {
-        return store_.locked("update", [&](Vec& vec, detail::shm::SegmentManager*) -> T {
-            auto& slot = vec[check(i, vec, "update")];
-            T now = Store::call_user(fn, detail::shm::load_stored<T>(slot));
-            detail::shm::Prepared<T>(now).assign_to(slot);
+        return store_.locked("update", [&](Op& op) -> T {
+            const std::size_t at = check(i, op);
+            T now = Store::call_user(fn, detail::shm::load<T>(op.field(at, 0)));
+            op.set_field(at, 0, detail::shm::Prepared<T>(now).bytes());
             return now;
         });
     }
-    /// Makes room for `n` elements in all, so that growing to n never reallocates. Throws ValueError
-    /// when that does not fit.
+    /// Keeps room for `n` elements' rows in all, so that growing to n elements never runs out of
+    /// rows (strings and encodings still need room for their bytes). Throws ValueError when that
+    /// does not fit.
     void reserve(std::size_t n) {
-        store_.locked("reserve", [&](Vec& vec, detail::shm::SegmentManager*) { vec.reserve(n); });
+        store_.locked("reserve", [&](Op& op) { op.reserve_rows(n); });
     }
     std::size_t size() {
-        return store_.locked("size", [](Vec& vec, detail::shm::SegmentManager*) { return vec.size(); });
+        return store_.locked("size", [](Op& op) { return op.count(); });
     }
     bool empty() { return size() == 0; }
+    /// Removes every element (a reservation stays). Reads nothing from the vector's memory, so it
+    /// also repairs a corrupted vector.
     void clear() {
-        store_.locked("clear", [](Vec& vec, detail::shm::SegmentManager*) { vec.clear(); });
+        store_.locked("clear", [](Op& op) { op.clear(); }, false);
     }
     /// A copy of every element, in order (a snapshot).
     std::vector<T> to_vector() {
-        return store_.locked("to_vector", [](Vec& vec, detail::shm::SegmentManager*) {
+        return store_.locked("to_vector", [](Op& op) {
             std::vector<T> out;
-            out.reserve(vec.size());
-            for (const auto& slot : vec) out.push_back(detail::shm::load_stored<T>(slot));
+            out.reserve(op.count());
+            for (std::size_t i = 0; i < op.count(); ++i) out.push_back(detail::shm::load<T>(op.field(i, 0)));
             return out;
         });
     }
 
     std::size_t capacity_bytes() const noexcept { return store_.capacity(); }
-    std::size_t free_bytes() { return store_.free_bytes(); }
+    /// As SharedMap::free_bytes.
+    std::size_t free_bytes() {
+        return store_.locked("free_bytes", [](Op& op) { return op.free_bytes(); });
+    }
     const std::string& name() const noexcept { return store_.segment().name(); }
     bool unlink() { return store_.segment().unlink(); }
 
 private:
-    SharedVector(detail::shm::Segment s, std::size_t capacity_bytes) : store_(std::move(s), capacity_bytes, "SharedVector") {}
-    explicit SharedVector(detail::shm::Segment s) : store_(std::move(s), "SharedVector") {}
-    std::size_t check(std::size_t i, const Vec& vec, const char* op) const {
-        if (i >= vec.size())
-            throw ValueError("SharedVector " + detail::shm::quote_name(name()) + ": " + op + ": index " + std::to_string(i) +
-                             " is out of range (size " + std::to_string(vec.size()) + ")");
+    SharedVector(detail::shm::Segment s, std::size_t capacity_bytes)
+        : store_(std::move(s), capacity_bytes, "SharedVector", Rows::fields) {}
+    explicit SharedVector(detail::shm::Segment s) : store_(std::move(s), "SharedVector", Rows::fields) {}
+    std::size_t check(std::size_t i, const Op& op) const {
+        if (i >= op.count())
+            throw ValueError("SharedVector " + detail::shm::quote_name(name()) + ": " + op.op() + ": index " +
+                             std::to_string(i) + " is out of range (size " + std::to_string(op.count()) + ")");
         return i;
     }
     Store store_;
