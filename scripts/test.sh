@@ -4,7 +4,7 @@
 # -Wsign-conversion -Werror at g++ -O2; then builds (without running), with the same flags, every
 # test and example, the tool and each public header alone under g++ -O3 and clang 16; then runs the suite again under
 # AddressSanitizer + UndefinedBehaviorSanitizer and under ThreadSanitizer, then the libFuzzer targets
-# for a bounded time each (MPROC_FUZZ_SECONDS, 60).
+# for a bounded time each (MPROC_FUZZ_SECONDS, 30).
 #   scripts/test.sh          everything (what CI runs)
 #   scripts/test.sh --quick  the default configuration only
 set -euo pipefail
@@ -65,7 +65,7 @@ run_preset tsan
 
 # Fuzzers: replay the seed corpus (ctest), then explore for a bounded time each.
 run_preset fuzz
-seconds=${MPROC_FUZZ_SECONDS:-60}
+seconds=${MPROC_FUZZ_SECONDS:-30}
 for target in codec pipe queue; do
   stage "fuzz: $target for ${seconds}s"
   work=build/fuzz/corpus-$target

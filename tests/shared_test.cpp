@@ -207,7 +207,7 @@ TEST_CASE("arena: many allocations and frees of mixed sizes keep every live bloc
     CHECK(first == static_cast<char*>(t.mem) + detail::ChunkHeap::header_bytes + 16);
 }
 
-TEST_CASE("arena: a freed block is reused; a second free of it is ignored") {
+TEST_CASE("arena: a freed block is reused, and a second free of it is ignored") {
     TestHeap t(std::size_t{1} << 20);
     void* small = t.heap->allocate(100, 16);
     t.heap->deallocate(small);
