@@ -52,6 +52,16 @@ struct BoostSide {
     mproc_bench::RawShared<Memory> memory;
     mproc_bench::RawRobustMutex lock;
     bip::managed_external_buffer buffer{bip::create_only, memory->bytes, capacity};
+
+    /// A map in the buffer holding key(i * stride) -> i for i < n (what the mproc cases set up).
+    BoostMap* filled_map(long n, long stride = 1) {
+        BoostMap* map = buffer.construct<BoostMap>(bip::anonymous_instance)(Alloc<char>(buffer.get_segment_manager()));
+        for (long i = 0; i < n; ++i) {
+            const std::string k = key(i * stride);
+            map->emplace(BoostString(k.data(), k.size(), Alloc<char>(buffer.get_segment_manager())), i);
+        }
+        return map;
+    }
 };
 
 void mproc_map_get(benchmark::State& state) {
@@ -71,11 +81,7 @@ BENCHMARK(mproc_map_get)->Name("mproc/SharedMap_get")->Arg(1000)->Arg(100000);
 void boost_map_get(benchmark::State& state) {
     const long n = state.range(0);
     BoostSide side;
-    BoostMap* map = side.buffer.construct<BoostMap>(bip::anonymous_instance)(Alloc<char>(side.buffer.get_segment_manager()));
-    for (long i = 0; i < n; ++i) {
-        const std::string k = key(i);
-        map->emplace(BoostString(k.data(), k.size(), Alloc<char>(side.buffer.get_segment_manager())), i);
-    }
+    BoostMap* map = side.filled_map(n);
     std::vector<std::string> keys;
     for (long i = 0; i < n; ++i) keys.push_back(key((i * 7919) % n));
     std::size_t at = 0;
@@ -104,11 +110,7 @@ BENCHMARK(mproc_map_set_existing)->Name("mproc/SharedMap_set_existing")->Arg(100
 void boost_map_set_existing(benchmark::State& state) {
     const long n = state.range(0);
     BoostSide side;
-    BoostMap* map = side.buffer.construct<BoostMap>(bip::anonymous_instance)(Alloc<char>(side.buffer.get_segment_manager()));
-    for (long i = 0; i < n; ++i) {
-        const std::string k = key(i);
-        map->emplace(BoostString(k.data(), k.size(), Alloc<char>(side.buffer.get_segment_manager())), i);
-    }
+    BoostMap* map = side.filled_map(n);
     const std::string k = key(n / 2);
     long v = 0;
     for (auto _ : state) {
@@ -137,11 +139,7 @@ void boost_map_insert_erase(benchmark::State& state) {
     const long n = state.range(0);
     BoostSide side;
     Manager* sm = side.buffer.get_segment_manager();
-    BoostMap* map = side.buffer.construct<BoostMap>(bip::anonymous_instance)(Alloc<char>(sm));
-    for (long i = 0; i < n; ++i) {
-        const std::string k = key(2 * i);
-        map->emplace(BoostString(k.data(), k.size(), Alloc<char>(sm)), i);
-    }
+    BoostMap* map = side.filled_map(n, 2);
     const std::string k = key(n + 1);
     for (auto _ : state) {
         side.lock.lock();
