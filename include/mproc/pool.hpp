@@ -33,8 +33,10 @@
 #include "codec.hpp"
 #include "detail/deadline.hpp"
 #include "detail/pool/chunk_plan.hpp"
+#include "detail/pool/checks.hpp"
 #include "detail/pool/future_state.hpp"
-#include "detail/pool/lazy_range.hpp"
+#include "detail/pool/imap_source.hpp"
+#include "detail/pool/map_state.hpp"
 #include "detail/progress.hpp"
 #include "detail/worker_pool.hpp"
 #include "errors.hpp"
@@ -74,243 +76,6 @@ struct MapOptions {
     std::size_t chunksize = 0;
     std::chrono::duration<double> timeout{0};
 };
-
-namespace detail {
-
-/// What a worker can call without the parent's help: copied byte for byte into the task.
-template <class F>
-constexpr void check_pool_callable() {
-    static_assert(std::is_trivially_copyable_v<F> && !std::is_member_pointer_v<F>,
-                  "mproc::Pool: the function must be a function pointer, a capture-less lambda or a trivially "
-                  "copyable function object, because it is copied byte for byte into a worker process. Pass "
-                  "the data it needs as arguments (they travel through the codec) instead of capturing "
-                  "std::string, std::vector or other owning objects");
-}
-
-/// True when map's function takes one element and returns a value.
-template <class F, class Item>
-constexpr bool map_callable = [] {
-    if constexpr (std::is_invocable_v<F&, Item&>)
-        return !std::is_reference_v<std::invoke_result_t<F&, Item&>>;
-    else
-        return false;
-}();
-
-/// True when apply's function takes these arguments and returns void or a serializable value.
-template <class F, class... Args>
-constexpr bool apply_callable = [] {
-    if constexpr (std::is_invocable_v<F&, Args&...>) {
-        using R = std::invoke_result_t<F&, Args&...>;
-        if constexpr (std::is_reference_v<R>)
-            return false;
-        else
-            return std::is_void_v<R> || Serializable<std::remove_cvref_t<R>>;
-    } else {
-        return false;
-    }
-}();
-
-/// One message for what makes apply's function unusable (apply_callable is false).
-template <class F, class... Args>
-constexpr void check_apply_callable() {
-    constexpr bool invocable = std::is_invocable_v<F&, Args&...>;
-    static_assert(invocable, "mproc::Pool::apply: the function cannot be called with these arguments");
-    if constexpr (invocable) {
-        using R = std::invoke_result_t<F&, Args&...>;
-        static_assert(!std::is_reference_v<R>,
-                      "mproc::Pool::apply: the function returns a reference; a result travels by value to another "
-                      "process: return a value (std::decay_t of it)");
-        if constexpr (!std::is_reference_v<R>)
-            static_assert(std::is_void_v<R> || Serializable<std::remove_cvref_t<R>>,
-                          "mproc::Pool::apply: the function's return type is not serializable (see <mproc/codec.hpp>)");
-    }
-}
-
-/// map's function must take one element; a function of several arguments wants starmap.
-template <class F, class Item>
-constexpr void check_map_callable(const char*) {
-    constexpr bool callable = std::is_invocable_v<F&, Item&>;
-    if constexpr (!callable) {
-        constexpr bool star = requires(F& f, Item& item) { std::apply(f, item); };
-        static_assert(!star, "mproc::Pool::map: the function takes the elements of each tuple as separate arguments: use "
-                             "pool.starmap(f, tuples) (Python's starmap), or make it take the tuple");
-        static_assert(star, "mproc::Pool::map: the function cannot be called with one element of the input range "
-                            "(check its parameter type and count)");
-    } else {
-        using R = std::invoke_result_t<F&, Item&>;
-        static_assert(!std::is_reference_v<R>,
-                      "mproc::Pool::map: the function returns a reference; results travel by value to another process: "
-                      "return a value");
-    }
-}
-
-/// starmap's function takes each tuple's elements as its arguments.
-template <class G, class Item>
-constexpr void check_starmap_callable() {
-    constexpr bool star = requires(G& g, Item& item) { std::apply(g, item); };
-    static_assert(star, "mproc::Pool::starmap: the function cannot be called with the elements of each tuple as its "
-                        "arguments (check the tuple's types and the function's parameters; pool.map passes the whole element)");
-    if constexpr (star) {
-        using R = decltype(std::apply(std::declval<G&>(), std::declval<Item&>()));
-        static_assert(!std::is_reference_v<R>,
-                      "mproc::Pool::starmap: the function returns a reference; results travel by value: return a value");
-    }
-}
-
-/// The results of one map call as its items settle. PerItem (map_results): every item keeps its
-/// value or error; otherwise the map throws the lowest failing index's error.
-template <class R, bool PerItem>
-struct MapState {
-    using Element = std::conditional_t<PerItem, Result<R>, R>;
-    explicit MapState(std::size_t n) : results(n) {}
-    std::vector<Element> results;
-    std::size_t chunks_left = 1; // one count stands for "still submitting"
-    std::size_t first_error_index = SIZE_MAX;
-    std::exception_ptr first_error;
-    std::shared_ptr<FutureState<std::vector<Element>>> future = std::make_shared<FutureState<std::vector<Element>>>();
-
-    void put(std::size_t i, R&& value) {
-        if constexpr (PerItem)
-            results[i] = Result<R>(std::move(value));
-        else
-            results[i] = std::move(value);
-    }
-    void fail(std::size_t i, std::exception_ptr e) {
-        if constexpr (PerItem) {
-            results[i] = Result<R>(std::move(e));
-        } else if (i < first_error_index) {
-            first_error_index = i;
-            first_error = std::move(e);
-        }
-    }
-    std::function<void()> chunk_done() {
-        if (--chunks_left != 0) return {};
-        if (first_error)
-            future->set(first_error);
-        else
-            future->set(std::move(results));
-        return future->take_callbacks();
-    }
-};
-
-/// Where the items of one map chunk go: their place in the map's results.
-template <class R, bool PerItem>
-struct MapSink {
-    std::shared_ptr<MapState<R, PerItem>> state;
-    std::size_t base;
-    void result(std::size_t i, R&& value) { state->put(base + i, std::move(value)); }
-    void failed(std::size_t i, std::exception_ptr e) { state->fail(base + i, std::move(e)); }
-    std::function<void()> done() { return state->chunk_done(); }
-};
-
-/// imap's transport over the worker processes (see detail/pool/lazy_range.hpp): reads the inputs
-/// as the loop goes, keeps about two chunks per worker in flight, and waits on the pool for the next
-/// chunk to hand out. `Range` is a view of the inputs.
-template <class F, class Range, bool Ordered>
-class PoolImapSource {
-    using Item = std::remove_cvref_t<std::ranges::range_value_t<Range>>;
-    using Worker = ChunkTask<F, Item, false>;
-
-public:
-    using Result = typename Worker::Result;
-    using Chunks = LazyChunks<Result, Ordered>;
-    static_assert(!std::is_void_v<Result>, "mproc::Pool::imap: the function returns void; use apply_async for side effects");
-
-    PoolImapSource(std::shared_ptr<WorkerPool> pool, F f, Range inputs, MapOptions options, std::shared_ptr<Progress> progress,
-                   const char* op)
-        : pool_(std::move(pool)), f_(f), inputs_(std::move(inputs)), it_(std::ranges::begin(inputs_)), end_(std::ranges::end(inputs_)),
-          options_(options), progress_(std::move(progress)), op_(op), sizes_(options.chunksize) {}
-
-    const char* op() const noexcept { return op_; }
-
-    Pumped pump(Chunks& chunks, Deadline d) {
-        top_up(chunks);
-        if (chunks.idle()) {
-            if (input_error_) { // the items read before it are delivered: now the reading's own error
-                chunks.push_error(std::exchange(input_error_, nullptr));
-                return Pumped::more;
-            }
-            finish_progress();
-            return Pumped::end;
-        }
-        collect(chunks);
-        if (!chunks.has_ready() && !pool_->wait_until([&] { return chunks.next_settled() != nullptr; }, d)) return Pumped::timeout;
-        collect(chunks);
-        return Pumped::more;
-    }
-
-private:
-    // Where a chunk's items go: its outcomes, written under the pool's lock as they settle.
-    struct Sink {
-        std::shared_ptr<LazyChunk<Result>> chunk;
-        void result(std::size_t i, Result&& value) { chunk->results[i] = std::move(value); }
-        void failed(std::size_t i, std::exception_ptr e) { chunk->fail(i, std::move(e)); }
-        std::function<void()> done() {
-            chunk->settle();
-            return {};
-        }
-    };
-    using Task = Submission<Worker, F, std::vector<Item>, Result, Sink>;
-
-    void collect(Chunks& chunks) {
-        chunks.collect([&](LazyChunk<Result>& c) { sizes_.finished(c.count); });
-    }
-
-    void finish_progress() {
-        if (!progress_) return;
-        auto call = pool_->locked([&] { return progress_->finish(); });
-        if (call) call();
-    }
-
-    void top_up(Chunks& chunks) {
-        const std::size_t limit = 2 * static_cast<std::size_t>(pool_->processes());
-        bool sent = false;
-        while (chunks.in_flight() < limit && it_ != end_ && !input_error_) {
-            std::size_t want = sizes_.next(pool_->processes());
-            std::vector<Item> items;
-            items.reserve(std::min(want, AdaptiveChunks::max_items));
-            try {
-                for (; items.size() < want && it_ != end_; ++it_) items.push_back(*it_);
-            } catch (...) {
-                input_error_ = std::current_exception(); // raised after the results of the items before it
-            }
-            if (items.empty()) break;
-            auto chunk = chunks.launch(submitted_, items.size());
-            chunk->results.resize(items.size());
-            auto task = std::make_shared<Task>(f_, std::move(items), Sink{chunk});
-            task->count = chunk->count;
-            task->base = submitted_;
-            task->progress = progress_;
-            task->timeout = std::chrono::duration_cast<std::chrono::nanoseconds>(options_.timeout);
-            task->label = std::string("task (") + op_ + " items " + std::to_string(submitted_) + ".." +
-                          std::to_string(submitted_ + chunk->count - 1) + ")";
-            submitted_ += chunk->count;
-            pool_->submit(std::move(task), op_);
-            sent = true;
-        }
-        if (sent) pool_->flush();
-    }
-
-    std::shared_ptr<WorkerPool> pool_;
-    F f_;
-    Range inputs_; // a view: a reference to the caller's range, or the owner of a temporary one
-    std::ranges::iterator_t<Range> it_;
-    std::ranges::sentinel_t<Range> end_;
-    MapOptions options_;
-    std::shared_ptr<Progress> progress_;
-    const char* op_;
-    AdaptiveChunks sizes_;
-    std::size_t submitted_ = 0;
-    std::exception_ptr input_error_;
-};
-
-/// What Pool::LazyMap is built on: the shared lazy range over the pool's imap source.
-template <class F, class Range, bool Ordered, bool AsResults>
-using PoolLazyRange = LazyRange<typename PoolImapSource<F, Range, Ordered>::Result, PoolImapSource<F, Range, Ordered>, Ordered,
-                                std::conditional_t<AsResults, Result<typename PoolImapSource<F, Range, Ordered>::Result>,
-                                                   typename PoolImapSource<F, Range, Ordered>::Result>>;
-
-} // namespace detail
 
 /// A pool of worker processes. Not copyable or movable.
 ///
@@ -589,8 +354,9 @@ private:
         static_assert(Serializable<std::vector<Item>>, "mproc::Pool::map: the input elements are not serializable (see <mproc/codec.hpp>)");
         static_assert(Serializable<std::vector<R>>, "mproc::Pool::map: the function's results are not serializable (see <mproc/codec.hpp>)");
         if (options.timeout.count() < 0) throw ValueError(std::string("Pool::") + op + ": the timeout must not be negative");
-        using State = detail::MapState<R, PerItem>;
-        using Sink = detail::MapSink<R, PerItem>;
+        using Element = std::conditional_t<PerItem, Result<R>, R>;
+        using State = detail::MapState<R, Element>;
+        using Sink = detail::MapSink<R, Element>;
         using Task = detail::Submission<Worker, F, std::vector<Item>, R, Sink>;
         const std::size_t n = static_cast<std::size_t>(std::ranges::size(inputs));
         auto state = std::make_shared<State>(n);
@@ -620,9 +386,14 @@ private:
         // The "still submitting" count, under the lock like every chunk (its callbacks: none yet).
         pool_->locked([&] { state->chunk_done(); });
         pool_->flush();
-        using V = typename State::Element;
-        return detail::FutureAccess::make<std::vector<V>>(std::make_unique<detail::PoolFutureSource<std::vector<V>>>(pool_, future));
+        return detail::FutureAccess::make<std::vector<Element>>(
+            std::make_unique<detail::PoolFutureSource<std::vector<Element>>>(pool_, future));
     }
+
+    // What LazyMap is built on: the shared lazy range over the pool's imap source, yielding R or
+    // (imap_results) Result<R>.
+    template <class F, class Range, bool Ordered, bool AsResults, class R = typename detail::PoolImapSource<F, Range, Ordered>::Result>
+    using LazyBase = detail::LazyRange<R, detail::PoolImapSource<F, Range, Ordered>, Ordered, std::conditional_t<AsResults, Result<R>, R>>;
 
     std::shared_ptr<detail::WorkerPool> pool_;
     bool progress_ = false;
@@ -635,8 +406,8 @@ private:
 /// time (or call next_for). `Range` is a view of the inputs. Its loop (begin, end, finished and the
 /// iterator) is the one every pool's imap shares (detail/pool/lazy_range.hpp).
 template <class F, class Range, bool Ordered, bool AsResults>
-class Pool::LazyMap : public detail::PoolLazyRange<F, Range, Ordered, AsResults> {
-    using Base = detail::PoolLazyRange<F, Range, Ordered, AsResults>;
+class Pool::LazyMap : public Pool::LazyBase<F, Range, Ordered, AsResults> {
+    using Base = Pool::LazyBase<F, Range, Ordered, AsResults>;
 
 public:
     /// What the loop yields: R, or Result<R> for imap_results.
@@ -644,7 +415,8 @@ public:
 
     LazyMap(std::shared_ptr<detail::WorkerPool> pool, F f, Range inputs, MapOptions options, std::shared_ptr<detail::Progress> progress,
             const char* op)
-        : Base(std::in_place, std::move(pool), f, std::move(inputs), options, std::move(progress), op) {}
+        : Base(std::in_place, std::move(pool), f, std::move(inputs), options.chunksize,
+               std::chrono::duration_cast<std::chrono::nanoseconds>(options.timeout), std::move(progress), op) {}
 
     /// The next result, waiting at most `d`: nullopt once every result was handed out; throws
     /// TimeoutError if none came in time (call again to go on waiting), or the item's error (imap).
