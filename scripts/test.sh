@@ -18,7 +18,9 @@ scripts/deps.sh g++ cmake libboost1.81-dev catch2 libbenchmark-dev libopenmpi-de
 # Pool::imap against libstdc++ 12's <ranges>).
 [ $quick = 1 ] || scripts/deps.sh clang libclang-rt-14-dev clang-16
 
-stage() { printf '\n===== %s =====\n' "$*"; }
+# Each stage's banner says how long the run has taken so far (SECONDS: bash's clock since start), so
+# a CI log shows where the time goes.
+stage() { printf '\n===== %s (at %d s) =====\n' "$*" "$SECONDS"; }
 
 # Names the named-memory tests create are "mproc.shmtest-<pid>-...". A run that was killed midway can
 # leave some; they are removed before each run so that the suite's own check ("nothing left by an
@@ -73,3 +75,4 @@ for target in codec pipe queue; do
   build/fuzz/tests/fuzz/fuzz_$target -max_total_time="$seconds" -print_final_stats=1 \
     -artifact_prefix=build/fuzz/artifacts/$target- "$work" tests/fuzz/corpus/$target 2>&1 | tail -n 12
 done
+stage "all stages passed"
