@@ -322,6 +322,22 @@ TEST_CASE("as_completed yields futures as they settle, and TimeoutError when its
     CHECK(all == std::vector<int>{1, 3, 20});
 }
 
+TEST_CASE("AsCompleted is built as as_completed is: with or without a timeout, a negative one refused") {
+    std::vector<Future<int>> fs;
+    fs.push_back(spawn([] { return 7; }));
+    fs.push_back(spawn([] { return 8; }));
+    std::vector<int> got;
+    for (Future<int>& f : mproc::AsCompleted(fs, bound)) got.push_back(f.get());
+    std::sort(got.begin(), got.end());
+    CHECK(got == std::vector<int>{7, 8});
+    got.clear();
+    for (Future<int>& f : mproc::AsCompleted(fs)) got.push_back(f.get()); // settled already: all at once
+    std::sort(got.begin(), got.end());
+    CHECK(got == std::vector<int>{7, 8});
+    CHECK_THROWS_AS(mproc::AsCompleted(fs, -1ms), ValueError);
+    CHECK_THROWS_WITH(mproc::as_completed(fs, -1s), Catch::Contains("as_completed: the timeout must not be negative"));
+}
+
 TEST_CASE("per-task and per-item timeouts fail only the overrunning work") {
     Fixture fx;
     Pool pool(2);

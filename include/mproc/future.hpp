@@ -214,9 +214,11 @@ class AsCompleted {
     using F = std::ranges::range_value_t<Range>;
 
 public:
-    AsCompleted(Range& futures, detail::Deadline d) : futures_(&futures), deadline_(d) {
-        for (std::size_t i = 0; i < static_cast<std::size_t>(std::ranges::size(futures)); ++i) left_.push_back(i);
-    }
+    /// As as_completed(futures): no time limit.
+    explicit AsCompleted(Range& futures) : AsCompleted(futures, detail::Deadline::never()) {}
+    /// As as_completed(futures, timeout). Throws ValueError for a negative timeout.
+    template <class Rep, class Period>
+    AsCompleted(Range& futures, std::chrono::duration<Rep, Period> timeout) : AsCompleted(futures, checked_deadline(timeout)) {}
     class iterator {
     public:
         using value_type = F;
@@ -260,6 +262,15 @@ private:
         }
     }
 
+    AsCompleted(Range& futures, detail::Deadline d) : futures_(&futures), deadline_(d) {
+        for (std::size_t i = 0; i < static_cast<std::size_t>(std::ranges::size(futures)); ++i) left_.push_back(i);
+    }
+    template <class Rep, class Period>
+    static detail::Deadline checked_deadline(std::chrono::duration<Rep, Period> timeout) {
+        if (timeout.count() < 0) throw ValueError("mproc::as_completed: the timeout must not be negative");
+        return detail::Deadline::after(timeout);
+    }
+
     Range* futures_;
     detail::Deadline deadline_;
     std::vector<std::size_t> left_;
@@ -271,14 +282,13 @@ private:
 template <class Range, class Rep, class Period>
     requires detail::FutureRange<Range>
 AsCompleted<Range> as_completed(Range& futures, std::chrono::duration<Rep, Period> timeout) {
-    if (timeout.count() < 0) throw ValueError("mproc::as_completed: the timeout must not be negative");
-    return AsCompleted<Range>(futures, detail::Deadline::after(timeout));
+    return AsCompleted<Range>(futures, timeout);
 }
 /// As above, without a time limit.
 template <class Range>
     requires detail::FutureRange<Range>
 AsCompleted<Range> as_completed(Range& futures) {
-    return AsCompleted<Range>(futures, detail::Deadline::never());
+    return AsCompleted<Range>(futures);
 }
 
 } // namespace mproc

@@ -89,11 +89,11 @@ private:
     detail::Channel channel_;
 };
 
-/// One end of a Pipe<T>: send(T), recv() -> T. Made by Pipe<T>().
 namespace detail {
 struct ConnectionMaker;
 } // namespace detail
 
+/// One end of a Pipe<T>: send(T), recv() -> T. Made by Pipe<T>().
 template <Serializable T>
 class Connection : public ConnectionBase {
 public:
