@@ -542,6 +542,10 @@ private:
     // Producer side held. Waits until `bytes` (plus a possible pad) fit and, when `counts`, the
     // message count is under maxsize. Throws QueueClosed if the ring is closed.
     bool wait_for_room(std::size_t bytes, bool counts, Deadline d, const char* op) {
+        // The common case first, without the wait's machinery: room by the cached head, no count limit.
+        if (room_by_cache(h_->put.pos.load(std::memory_order_relaxed), bytes) && (!counts || maxsize_ == 0) &&
+            !h_->closed.load()) [[likely]]
+            return true;
         struct Flag { // raised while this producer lacks bytes, lowered however the wait ends
             std::atomic<std::uint32_t>& word;
             bool raised = false;
@@ -552,13 +556,11 @@ private:
         auto fits = [&] {
             if (h_->closed.load()) return true;
             std::uint64_t tail = h_->put.pos.load(std::memory_order_relaxed);
-            std::size_t to_end = cap_ - offset(tail);
-            std::size_t need = bytes <= to_end ? bytes : bytes + to_end;
             // A stale head_seen_ (other producers have moved the tail on since) is refreshed too.
-            if (tail - head_seen_ > cap_ || cap_ - (tail - head_seen_) < need) {
+            if (!room_by_cache(tail, bytes)) {
                 head_seen_ = h_->get.pos.load(std::memory_order_acquire);
                 check_positions("put", head_seen_, tail);
-                if (tail - head_seen_ > cap_ || cap_ - (tail - head_seen_) < need) {
+                if (!room_by_cache(tail, bytes)) {
                     if (!flag.raised) { // seq_cst store, then notify(): pairs with the consumer's await
                         flag.raised = true;
                         flag.word.store(1);
@@ -574,6 +576,13 @@ private:
         return true;
     }
 
+    // Whether `bytes` (plus a pad, if they do not fit before the end) are free past `tail` by head_seen_.
+    bool room_by_cache(std::uint64_t tail, std::size_t bytes) const noexcept {
+        const std::size_t to_end = cap_ - offset(tail);
+        const std::size_t need = bytes <= to_end ? bytes : bytes + to_end;
+        return tail - head_seen_ <= cap_ && cap_ - (tail - head_seen_) >= need;
+    }
+
     enum class Data { ready, timed_out, room_wanted };
 
     // Consumer side held. Waits until a record is published at `pos`. Closed and drained throws
@@ -582,6 +591,8 @@ private:
     // takes the producer side, whose recovery ends a dead producer's message with an ABORT record.
     Data wait_for_data(std::uint64_t pos, Deadline d, bool assembling, bool holding) {
         auto published = [&] { return slot(pos).load() != unpublished; }; // seq_cst: pairs with publish_put()
+        if (published() && h_->closed.load() != closed_dropping) [[likely]]
+            return Data::ready; // the common case, without the wait's machinery
         auto ready = [&] { return published() || h_->closed.load() || (holding && h_->put.wants_room.load()); };
         for (;;) {
             Deadline step = d;
