@@ -576,6 +576,32 @@ TEST_CASE("a corrupted record in shared memory is a SerializationError, not a wi
     CHECK_THROWS_WITH(ring.get([](std::span<const std::byte>) {}, detail::Deadline::never()), Catch::Contains("corrupted record"));
 }
 
+TEST_CASE("a ring filled with forged ABORT records: a get ends with SerializationError, not an endless walk") {
+    // Consumers find a record by its header, not by the producers' tail, so they read a forged header
+    // wherever it is. Records that deliver nothing (ABORT, PAD) move the head and let the walk go on;
+    // it must stop within a capacity of the tail. In a child process, so that an endless walk fails
+    // the test (join_bounded) instead of hanging it.
+    test::RingInBuffer placed(4096);
+    detail::MessageRing& ring = placed.ring();
+    std::vector<std::byte> msg(8, std::byte{1});
+    REQUIRE(ring.put_fragmented(msg, detail::Deadline::never()));
+    auto data = placed.data();
+    const std::uint32_t forged[2] = {0, 5}; // size 0, kind 5: an ABORT record
+    for (std::size_t at = 0; at + 8 <= data.size(); at += 8) std::memcpy(data.data() + at, forged, 8);
+    SharedValue<int> outcome(0); // 1 delivered or empty, 2 SerializationError
+    Process consumer([&] {
+        try {
+            ring.get([](std::span<const std::byte>) {}, detail::Deadline::after(0s));
+            outcome.store(1);
+        } catch (const SerializationError&) {
+            outcome.store(2);
+        }
+    });
+    consumer.start();
+    join_bounded(consumer);
+    CHECK(outcome.load() == 2);
+}
+
 namespace {
 /// The byte offset of the 64-bit word that holds `value` followed by `next` in the ring's header:
 /// the test finds the capacity and maxsize fields by their contents, not by the ring's private layout.
