@@ -7,6 +7,7 @@
 #include "ring_in_buffer.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <concepts>
 #include <optional>
 #include <type_traits>
@@ -574,6 +575,73 @@ TEST_CASE("a corrupted record in shared memory is a SerializationError, not a wi
     std::memcpy(data.data(), &huge, sizeof huge); // the record's size field
     CHECK_THROWS_AS(ring.get([](std::span<const std::byte>) {}, detail::Deadline::never()), SerializationError);
     CHECK_THROWS_WITH(ring.get([](std::span<const std::byte>) {}, detail::Deadline::never()), Catch::Contains("corrupted record"));
+}
+
+TEST_CASE("a producer killed between publishing a record's header and moving the tail: the record arrives once, the next put rolls the tail past it") {
+    // put() writes the payload, marks the next header slot unpublished, stores the header (which
+    // publishes the record) and then moves the tail. The victim's payload callback does the mark and
+    // the header store itself, as put() would, and is SIGKILLed inside put() with the producer side
+    // held: a death between the header store and the commit. Without the roll-forward, the next put
+    // would write over the record the consumer has taken, behind the consumer's head.
+    detail::MessageRing ring(4096, 0, "test");
+    SharedValue<int> published(0);
+    Process victim([&] {
+        ring.put(8, [&](std::byte* out) {
+            const std::uint64_t value = 0x1122334455667788, unpublished = ~std::uint64_t{0};
+            std::memcpy(out, &value, 8);
+            std::memcpy(out + 8, &unpublished, 8); // the next record's header slot
+            const std::uint32_t header[2] = {8, 1}; // size 8, kind 1: a whole message
+            std::uint64_t word;
+            std::memcpy(&word, header, 8);
+            std::atomic_ref<std::uint64_t>(*reinterpret_cast<std::uint64_t*>(out - 8)).store(word);
+            published.store(1);
+            for (;;) ::pause(); // until SIGKILL, holding the producer side
+        }, detail::Deadline::never());
+    });
+    victim.start();
+    REQUIRE(test::poll_until([&] { return published.load() == 1; }));
+    std::uint64_t got = 0;
+    auto read = [&](std::span<const std::byte> b) {
+        REQUIRE(b.size() == 8);
+        std::memcpy(&got, b.data(), 8);
+    };
+    REQUIRE(ring.get(read, detail::Deadline::after(bound))); // published: a consumer takes it at once
+    CHECK(got == 0x1122334455667788);
+    victim.kill();
+    victim.join();
+    const std::uint64_t second = 42;
+    REQUIRE(ring.put(8, [&](std::byte* out) { std::memcpy(out, &second, 8); }, detail::Deadline::after(bound)));
+    got = 0;
+    REQUIRE(ring.get(read, detail::Deadline::after(0s)));
+    CHECK(got == 42);
+    CHECK(ring.size() == 0);
+    CHECK_FALSE(ring.get(read, detail::Deadline::after(0s)));
+}
+
+TEST_CASE("a ring filled with forged ABORT records: a get ends with SerializationError, not an endless walk") {
+    // Consumers find a record by its header, not by the producers' tail, so they read a forged header
+    // wherever it is. Records that deliver nothing (ABORT, PAD) move the head and let the walk go on;
+    // it must stop within a capacity of the tail. In a child process, so that an endless walk fails
+    // the test (join_bounded) instead of hanging it.
+    test::RingInBuffer placed(4096);
+    detail::MessageRing& ring = placed.ring();
+    std::vector<std::byte> msg(8, std::byte{1});
+    REQUIRE(ring.put_fragmented(msg, detail::Deadline::never()));
+    auto data = placed.data();
+    const std::uint32_t forged[2] = {0, 5}; // size 0, kind 5: an ABORT record
+    for (std::size_t at = 0; at + 8 <= data.size(); at += 8) std::memcpy(data.data() + at, forged, 8);
+    SharedValue<int> outcome(0); // 1 delivered or empty, 2 SerializationError
+    Process consumer([&] {
+        try {
+            ring.get([](std::span<const std::byte>) {}, detail::Deadline::after(0s));
+            outcome.store(1);
+        } catch (const SerializationError&) {
+            outcome.store(2);
+        }
+    });
+    consumer.start();
+    join_bounded(consumer);
+    CHECK(outcome.load() == 2);
 }
 
 namespace {

@@ -6,16 +6,20 @@
 // record travel as FIRST, MIDDLE..., LAST fragments, so any size goes through a ring of any capacity.
 //
 // Producers serialise on one robust mutex and consumers on another, so one producer and one consumer
-// run in parallel; they meet only at the published positions (tail, head).
+// run in parallel; they meet only at the record headers (consumers wait on the next one) and the
+// published positions (producers read the head when the ring looks full).
 //
 // Crash safety (SIGKILL at any instruction):
 // - A side publishes with a redo record: it writes the new position and count into `pending`, marks it
 //   valid, stores them, clears the mark. Whoever next takes that side's mutex (the kernel reports the
 //   death as EOWNERDEAD) re-applies a valid record, so a commit is all or nothing.
-// - Data past the published tail is invisible to consumers, so a producer killed while writing
-//   leaves nothing behind. A producer killed between fragments leaves `in_message` set: the next
-//   producer (or a consumer waiting for the rest) writes an ABORT record, and the consumer drops the
-//   partial message. Fragment writers always leave room for that ABORT record.
+// - A record is published by its header, one 8-byte word stored after the payload; the slot where
+//   the next header goes reads `unpublished` until then. So a producer killed while writing leaves
+//   nothing behind, and one killed after the header store has published its record: the next holder
+//   of the producer side moves the tail past it. A producer killed between fragments leaves
+//   `in_message` set: the next producer (or a consumer waiting for the rest) writes an ABORT record,
+//   and the consumer drops the partial message. Fragment writers always leave room for that ABORT
+//   record.
 // - A consumer copies and decodes a message before it publishes the new head, so a consumer killed
 //   mid-get leaves the message for the next one. This holds for fragmented messages too: the
 //   consumer reads their fragments ahead of the head, and publishes the head past them only once the
@@ -64,6 +68,7 @@ public:
           data_(reinterpret_cast<std::byte*>(h_.get() + 1)), owner_(owner), cap_(h_->capacity), maxsize_(h_->maxsize) {
         if (!std::has_single_bit(cap_) || cap_ < min_capacity || cap_ > max_capacity)
             corrupted_field("attach", "capacity", cap_);
+        if (p.builds()) slot(0).store(unpublished); // the memory may be a reused block's
     }
     /// A ring in the arena, as above.
     MessageRing(std::size_t capacity_bytes, std::size_t maxsize, const char* owner)
@@ -95,12 +100,12 @@ public:
     bool put(std::size_t size, Write&& write, Deadline d) {
         SideLock lock(*this, h_->put, d, "put");
         if (!lock) return false;
-        if (!wait_for_room(record_bytes(size), true, d, "put")) return false;
+        // Room for the record and for the next record's header slot, which it leaves unpublished.
+        if (!wait_for_room(record_bytes(size) + header_bytes, true, d, "put")) return false;
         std::uint64_t tail = h_->put.pos.load(std::memory_order_relaxed);
         tail = pad_if_needed(tail, record_bytes(size));
-        write_header(tail, size, whole);
         write(data_ + offset(tail) + header_bytes);
-        publish_put(tail + record_bytes(size), 1, 0);
+        publish_put(tail, size, whole, 1, 0);
         return true;
     }
 
@@ -166,9 +171,7 @@ public:
                 break;
             }
             const std::byte* rec = data_ + offset(pos);
-            std::uint32_t size, kind;
-            std::memcpy(&size, rec, 4);
-            std::memcpy(&kind, rec + 4, 4);
+            const auto [size, kind] = fields(slot(pos).load(std::memory_order_acquire));
             check_record(pos, size, kind);
             const std::span<const std::byte> payload(rec + header_bytes, size);
             const std::uint64_t next = pos + record_bytes(size);
@@ -233,7 +236,9 @@ public:
     /// True when `maxsize` messages are queued or fewer than a small record's bytes are free.
     bool full() const noexcept {
         if (maxsize_ && size() >= maxsize_) return true;
-        return cap_ - (h_->put.pos.load() - h_->get.pos.load()) < record_bytes(1) + header_bytes;
+        const std::uint64_t tail = h_->put.pos.load(), head = h_->get.pos.load();
+        // head passes tail for a moment when a consumer took the record of a producer that died publishing it
+        return tail > head && cap_ - (tail - head) < record_bytes(1) + 2 * header_bytes;
     }
 
     /// Refuses further puts and wakes every waiter; getters drain what is left.
@@ -332,38 +337,67 @@ private:
     }
     std::size_t offset(std::uint64_t pos) const noexcept { return static_cast<std::size_t>(pos & (cap_ - 1)); }
 
-    void write_header(std::uint64_t pos, std::size_t size, Kind kind) noexcept {
-        std::uint32_t s = static_cast<std::uint32_t>(size), k = kind;
-        std::memcpy(data_ + offset(pos), &s, 4);
-        std::memcpy(data_ + offset(pos) + 4, &k, 4);
+    // A record's header is one 8-byte word, [u32 size | u32 kind] in memory order, stored with one
+    // atomic store: that store publishes the record. The word at the producers' tail always reads
+    // `unpublished` (no size and kind can), so consumers watch the header of the record they wait
+    // for, not the producers' position: one cache line fetched per message instead of two, one after
+    // the other (the position, then the record).
+    static constexpr std::uint64_t unpublished = ~std::uint64_t{0};
+    std::atomic_ref<std::uint64_t> slot(std::uint64_t pos) const noexcept {
+        return std::atomic_ref<std::uint64_t>(*reinterpret_cast<std::uint64_t*>(data_ + offset(pos)));
     }
+    static std::uint64_t header_word(std::size_t size, Kind kind) noexcept {
+        const std::uint32_t f[2] = {static_cast<std::uint32_t>(size), kind};
+        std::uint64_t w;
+        std::memcpy(&w, f, 8);
+        return w;
+    }
+    struct Fields {
+        std::uint32_t size, kind;
+    };
+    static Fields fields(std::uint64_t word) noexcept {
+        std::uint32_t f[2];
+        std::memcpy(f, &word, 8);
+        return {f[0], f[1]};
+    }
+    static_assert(std::atomic_ref<std::uint64_t>::required_alignment <= 8, "header words are 8-aligned");
 
     // Records never wrap: if `bytes` do not fit before the end, a PAD record (published on its own)
     // fills the end. wait_for_room() reserved room for the pad as well.
     std::uint64_t pad_if_needed(std::uint64_t tail, std::size_t bytes) {
         std::size_t to_end = cap_ - offset(tail);
         if (bytes <= to_end) return tail;
-        write_header(tail, to_end - header_bytes, pad);
-        publish_put(tail + to_end, 0, h_->put.in_message);
+        publish_put(tail, to_end - header_bytes, pad, 0, h_->put.in_message);
         return tail + to_end;
     }
 
-    static void commit(Side& s, std::uint64_t pos, std::uint64_t count, std::uint32_t in_message) noexcept {
+    void commit(Side& s, std::uint64_t pos, std::uint64_t count, std::uint32_t in_message) noexcept {
         s.pending_pos = pos;
         s.pending_count = count;
         s.pending_in_message = in_message;
         s.pending.store(1, std::memory_order_release);
         apply(s);
     }
-    static void apply(Side& s) noexcept {
+    void apply(Side& s) noexcept {
         s.in_message = s.pending_in_message;
         s.count.store(s.pending_count, std::memory_order_release);
-        s.pos.store(s.pending_pos); // seq_cst: pairs with the sleeper registration in await()
+        // The head is seq_cst: pairs with the registration of a producer sleeping for room (await()).
+        // Consumers sleep on record headers, not on the tail, which needs no such store.
+        s.pos.store(s.pending_pos, &s == &h_->get ? std::memory_order_seq_cst : std::memory_order_release);
         s.pending.store(0, std::memory_order_release);
     }
 
-    void publish_put(std::uint64_t tail, std::uint64_t messages, std::uint32_t in_message) {
-        commit(h_->put, tail, h_->put.count.load(std::memory_order_relaxed) + messages, in_message);
+    // Publishes the record of `size` bytes at `tail`, whose payload is written, then moves the tail
+    // past it. The next header slot is marked unpublished first and the header stored last (seq_cst:
+    // pairs with the registration of a consumer sleeping in await()), so a consumer that sees the
+    // header sees the payload and an unpublished slot after it. A producer killed after the header
+    // store and before the commit has published the record all the same: whoever takes the side
+    // next moves the tail past it (recover()).
+    void publish_put(std::uint64_t tail, std::size_t size, Kind kind, std::uint64_t messages, std::uint32_t in_message) {
+        const std::uint64_t next = tail + record_bytes(size);
+        slot(next).store(unpublished, std::memory_order_relaxed);
+        slot(tail).store(header_word(size, kind));
+        commit(h_->put, next, h_->put.count.load(std::memory_order_relaxed) + messages, in_message);
         notify(h_->data);
     }
     void publish_get(std::uint64_t head, std::uint64_t messages) {
@@ -373,11 +407,17 @@ private:
 
     // Shared memory is written by other processes: a record header is checked before it is trusted,
     // so that a corrupted ring gives SerializationError, never a read outside the buffer.
-    void check_record(std::uint64_t head, std::uint32_t size, std::uint32_t kind) const {
-        const std::uint64_t published = tail_seen_ - head; // wait_for_data() left tail_seen_ past head
+    // A record also ends within a capacity of the producers' tail (a live producer publishes at most
+    // a pad and a record past it), which bounds how far a consumer can walk over forged headers.
+    void check_record(std::uint64_t head, std::uint32_t size, std::uint32_t kind) {
         const std::size_t to_end = cap_ - offset(head);
-        const bool ok = kind <= abort_record && record_bytes(size) <= std::min<std::uint64_t>(to_end, published) &&
-                        (kind != pad || size == to_end - header_bytes);
+        bool ok = kind <= abort_record && record_bytes(size) <= to_end && (kind != pad || size == to_end - header_bytes);
+        const std::uint64_t end = head + record_bytes(size);
+        if (ok && end > tail_seen_ + cap_) { // once a capacity or so, as tail_seen_ falls behind
+            const std::uint64_t tail = h_->put.pos.load(std::memory_order_acquire);
+            ok = tail <= head + cap_ && end <= tail + cap_;
+            if (ok) tail_seen_ = tail;
+        }
         if (!ok)
             throw SerializationError(std::string(owner_) + "::get: corrupted record at byte " + std::to_string(offset(head)) +
                                      " (size " + std::to_string(size) + ", kind " + std::to_string(kind) +
@@ -413,17 +453,17 @@ private:
         while (done < bytes.size()) {
             std::size_t n = std::min(chunk, bytes.size() - done);
             bool first = done == 0, last = done + n == bytes.size();
-            // Room for this fragment and for an ABORT record, should this producer die after it.
+            // Room for this fragment and for an ABORT record, should this producer die after it, each
+            // followed by an unpublished header slot.
             try {
-                if (!wait_for_room(record_bytes(n) + header_bytes, first, d, "put")) return false;
+                if (!wait_for_room(record_bytes(n) + 2 * header_bytes, first, d, "put")) return false;
             } catch (const QueueClosed&) {
                 if (!first) abort_message();
                 throw;
             }
             std::uint64_t tail = pad_if_needed(h_->put.pos.load(std::memory_order_relaxed), record_bytes(n));
-            write_header(tail, n, first ? fragment_first : last ? fragment_last : fragment_middle);
             std::memcpy(data_ + offset(tail) + header_bytes, bytes.data() + done, n);
-            publish_put(tail + record_bytes(n), last ? 1 : 0, last ? 0 : 1);
+            publish_put(tail, n, first ? fragment_first : last ? fragment_last : fragment_middle, last ? 1 : 0, last ? 0 : 1);
             done += n;
         }
         return true;
@@ -460,25 +500,52 @@ private:
             // The redo record must describe a move forward that the ring allows.
             const bool put = &s == &h_->put;
             const std::uint64_t to = s.pending_pos, from = s.pos.load();
+            // A head may pass the tail by the record of a producer that died publishing it.
+            const std::uint64_t head = h_->get.pos.load();
             const bool ok = to >= from && s.pending_count >= s.count.load() &&
-                            (put ? to - h_->get.pos.load() <= cap_ : to <= h_->put.pos.load());
+                            (put ? to >= head && to - head <= cap_ : to <= h_->put.pos.load() + cap_);
             if (!ok) corrupted_field(op, put ? "producers' pending commit" : "consumers' pending commit", to);
             apply(s);
         }
+        if (&s == &h_->put) roll_forward(op);
         if (&s == &h_->put) s.wants_room.store(0);
         if (&s == &h_->put && s.in_message) abort_message();
+    }
+
+    // Producer side held after its holder died: a record whose header that holder stored is published
+    // (consumers may have taken it), though its commit may not have run. Moves the tail past it.
+    // A holder publishes one record at a time, and the slot after a record reads unpublished.
+    void roll_forward(const char* op) {
+        Side& s = h_->put;
+        const std::uint64_t tail = s.pos.load();
+        const std::uint64_t word = slot(tail).load(std::memory_order_acquire);
+        if (word == unpublished) return;
+        const auto [size, kind] = fields(word);
+        const std::size_t to_end = cap_ - offset(tail);
+        const std::uint64_t end = tail + record_bytes(size), head = h_->get.pos.load();
+        if (kind > abort_record || record_bytes(size) > to_end || (kind == pad && size != to_end - header_bytes) ||
+            head > end || end - head > cap_)
+            throw SerializationError(std::string(owner_) + "::" + op + ": the shared ring is corrupted: a dead producer's last record at byte " +
+                                     std::to_string(offset(tail)) + " (size " + std::to_string(size) + ", kind " + std::to_string(kind) +
+                                     ") does not fit the ring");
+        const std::uint64_t messages = kind == whole || kind == fragment_last ? 1 : 0;
+        const std::uint32_t in_message = kind == pad ? s.in_message : kind == fragment_first || kind == fragment_middle ? 1 : 0;
+        commit(s, end, s.count.load() + messages, in_message);
     }
 
     // Ends a half-published fragmented message; its producer reserved room for this record.
     void abort_message() {
         std::uint64_t tail = pad_if_needed(h_->put.pos.load(std::memory_order_relaxed), header_bytes);
-        write_header(tail, 0, abort_record);
-        publish_put(tail + header_bytes, 0, 0);
+        publish_put(tail, 0, abort_record, 0, 0);
     }
 
     // Producer side held. Waits until `bytes` (plus a possible pad) fit and, when `counts`, the
     // message count is under maxsize. Throws QueueClosed if the ring is closed.
     bool wait_for_room(std::size_t bytes, bool counts, Deadline d, const char* op) {
+        // The common case first, without the wait's machinery: room by the cached head, no count limit.
+        if (room_by_cache(h_->put.pos.load(std::memory_order_relaxed), bytes) && (!counts || maxsize_ == 0) &&
+            !h_->closed.load()) [[likely]]
+            return true;
         struct Flag { // raised while this producer lacks bytes, lowered however the wait ends
             std::atomic<std::uint32_t>& word;
             bool raised = false;
@@ -489,13 +556,11 @@ private:
         auto fits = [&] {
             if (h_->closed.load()) return true;
             std::uint64_t tail = h_->put.pos.load(std::memory_order_relaxed);
-            std::size_t to_end = cap_ - offset(tail);
-            std::size_t need = bytes <= to_end ? bytes : bytes + to_end;
             // A stale head_seen_ (other producers have moved the tail on since) is refreshed too.
-            if (tail - head_seen_ > cap_ || cap_ - (tail - head_seen_) < need) {
+            if (!room_by_cache(tail, bytes)) {
                 head_seen_ = h_->get.pos.load(std::memory_order_acquire);
                 check_positions("put", head_seen_, tail);
-                if (tail - head_seen_ > cap_ || cap_ - (tail - head_seen_) < need) {
+                if (!room_by_cache(tail, bytes)) {
                     if (!flag.raised) { // seq_cst store, then notify(): pairs with the consumer's await
                         flag.raised = true;
                         flag.word.store(1);
@@ -511,6 +576,13 @@ private:
         return true;
     }
 
+    // Whether `bytes` (plus a pad, if they do not fit before the end) are free past `tail` by head_seen_.
+    bool room_by_cache(std::uint64_t tail, std::size_t bytes) const noexcept {
+        const std::size_t to_end = cap_ - offset(tail);
+        const std::size_t need = bytes <= to_end ? bytes : bytes + to_end;
+        return tail - head_seen_ <= cap_ && cap_ - (tail - head_seen_) >= need;
+    }
+
     enum class Data { ready, timed_out, room_wanted };
 
     // Consumer side held. Waits until a record is published at `pos`. Closed and drained throws
@@ -518,14 +590,10 @@ private:
     // also returns room_wanted when the producer waits for room. While `assembling`, every 20 ms it
     // takes the producer side, whose recovery ends a dead producer's message with an ABORT record.
     Data wait_for_data(std::uint64_t pos, Deadline d, bool assembling, bool holding) {
-        // tail_seen_ is never behind pos once this returns ready: every path that does leaves it past
-        // the record it announces, so check_record() never trusts bytes nobody published.
-        auto ready = [&] {
-            if (tail_seen_ > pos) return true;
-            tail_seen_ = h_->put.pos.load();
-            if (tail_seen_ < pos || tail_seen_ - pos > cap_) check_positions("get", pos, tail_seen_);
-            return tail_seen_ > pos || h_->closed.load() || (holding && h_->put.wants_room.load());
-        };
+        auto published = [&] { return slot(pos).load() != unpublished; }; // seq_cst: pairs with publish_put()
+        if (published() && h_->closed.load() != closed_dropping) [[likely]]
+            return Data::ready; // the common case, without the wait's machinery
+        auto ready = [&] { return published() || h_->closed.load() || (holding && h_->put.wants_room.load()); };
         for (;;) {
             Deadline step = d;
             if (assembling) {
@@ -539,12 +607,8 @@ private:
             }
             if (h_->closed.load() == closed_dropping)
                 throw QueueClosed(std::string(owner_) + "::get: the queue was shut down, dropping what it held");
-            // `ready` may have returned on `closed` alone while a last record was being published: take
-            // the tail again, into the cache, before reading past what the cache said.
-            if (tail_seen_ > pos) return Data::ready;
-            tail_seen_ = h_->put.pos.load();
-            if (tail_seen_ < pos || tail_seen_ - pos > cap_) check_positions("get", pos, tail_seen_);
-            if (tail_seen_ > pos) return Data::ready;
+            // `ready` may have returned on `closed` alone while a last record was being published.
+            if (published()) return Data::ready;
             if (holding && h_->put.wants_room.load()) return Data::room_wanted;
             if (h_->closed.load()) throw QueueClosed(std::string(owner_) + "::get: the queue is closed and empty");
             // `ready` returned on a room request that is withdrawn now, the ring neither closed nor
@@ -562,8 +626,8 @@ private:
     std::uint64_t maxsize_ = 0;
     // The other side's pos as this process last read it, under this side's lock: a hint that is never
     // ahead of the truth (positions only grow), so the shared line is read only when the ring looks
-    // full (producers: head_seen_) or empty (consumers: tail_seen_). Kept in the process, where no
-    // other process can push it ahead.
+    // full (producers: head_seen_), or by consumers once a capacity or so (tail_seen_, the bound of
+    // check_record()). Kept in the process, where no other process can push it ahead.
     std::uint64_t head_seen_ = 0;
     std::uint64_t tail_seen_ = 0;
 };
