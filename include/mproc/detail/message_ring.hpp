@@ -24,7 +24,6 @@
 //   killed before delivering it; the next consumer skips its remaining fragments.
 #pragma once
 
-#include <algorithm>
 #include <atomic>
 #include <bit>
 #include <cstddef>
@@ -37,6 +36,7 @@
 #include <string_view>
 #include <vector>
 
+#include "algorithm.hpp"
 #include "chrono.hpp"
 #include "../errors.hpp"
 #include "placement.hpp"

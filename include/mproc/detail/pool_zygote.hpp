@@ -18,7 +18,6 @@
 #include <csignal>
 #include <cstddef>
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <optional>
 #include <poll.h>
@@ -35,6 +34,7 @@
 #include "child_process.hpp"
 #include "codec/bytes.hpp"
 #include "deadline.hpp"
+#include "functional.hpp"
 #include "posix/process.hpp"
 #include "posix/procfs.hpp"
 #include "posix/socket.hpp"

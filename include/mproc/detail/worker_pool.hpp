@@ -39,7 +39,6 @@
 // task with WorkerCrashed naming the zygote and refuses later tasks with StateError.
 #pragma once
 
-#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstddef>
@@ -48,7 +47,6 @@
 #include <cstring>
 #include <deque>
 #include <exception>
-#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -60,8 +58,10 @@
 #include <variant>
 #include <vector>
 
+#include "algorithm.hpp"
 #include "chrono.hpp"
 #include "../errors.hpp"
+#include "functional.hpp"
 #include "placement.hpp"
 #include "deadline.hpp"
 #include "callbacks.hpp"
