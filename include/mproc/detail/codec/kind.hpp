@@ -52,8 +52,8 @@ inline constexpr bool is_sequence = is_instance_of<T, std::vector> || is_instanc
 /// The standard associative containers (std::map, std::set, std::unordered_map, std::unordered_set,
 /// their multi forms, with any comparator, hash or allocator), recognised by what they offer rather
 /// than by name, so that no mproc header needs <map>, <set>, <unordered_map> or <unordered_set>
-/// (about 8 MB in every translation unit that includes mproc; a program that sends one includes its
-/// header anyway): node handles (C++17) and insertion with a hint.
+/// (7 MB in every translation unit that includes mproc; a program that sends one includes its header
+/// anyway): node handles (C++17) and insertion with a hint.
 template <class T>
 concept associative_like = requires(T& c, typename T::value_type&& entry) {
     typename T::key_type;
