@@ -11,6 +11,7 @@
 #include <limits>
 #include <map>
 #include <memory>
+#include <memory_resource>
 #include <optional>
 #include <random>
 #include <set>
@@ -343,6 +344,20 @@ static_assert(kind_of<Stamped> == Kind::hook, "a hook wins over trivially copyab
 static_assert(kind_of<vendor::Money> == Kind::hook && kind_of<vendor::Celsius> == Kind::hook, "free hooks are hooks");
 static_assert(Serializable<std::map<std::string, std::vector<vendor::Money>>>);
 static_assert(kind_of<std::filesystem::path> == Kind::path);
+// The associative containers are recognised by their interface (mproc includes none of their
+// headers): every standard one, with any allocator; a class that only looks like a map by its
+// typedefs is not one (this one is the plain aggregate it is).
+static_assert(kind_of<std::map<int, int>> == Kind::associative && kind_of<std::multiset<int>> == Kind::associative &&
+              kind_of<std::unordered_multimap<int, int>> == Kind::associative &&
+              kind_of<std::pmr::map<int, std::string>> == Kind::associative &&
+              kind_of<std::pmr::unordered_set<int>> == Kind::associative);
+struct MapLookalike {
+    using key_type = int;
+    using mapped_type = int;
+    using value_type = std::pair<const int, int>;
+    std::vector<std::pair<int, int>> entries;
+};
+static_assert(kind_of<MapLookalike> == Kind::aggregate && kind_of<std::vector<std::pair<int, int>>> == Kind::sequence);
 static_assert(kind_of<std::chrono::system_clock::time_point> == Kind::bitwise &&
               kind_of<std::chrono::steady_clock::time_point> == Kind::bitwise &&
               kind_of<std::chrono::duration<double>> == Kind::bitwise);

@@ -12,7 +12,8 @@
 //     below);
 //   - std::string, std::vector (one memcpy for a vector of trivially copyable elements), std::array,
 //     std::pair, std::tuple, std::optional, std::variant, std::map, std::unordered_map, std::set
-//     (and the multi- and unordered sets and maps);
+//     (and the multi- and unordered sets and maps: mproc does not include their headers, a program
+//     that sends one includes <map>, <set>, <unordered_map> or <unordered_set> itself);
 //   - plain aggregates whose fields are all serializable, with no user code (via Boost.PFR, field by
 //     field). Not for aggregates with a base class (those are not serializable without a hook), nor
 //     with a C array field (Boost.PFR stops the build), nor for recursive types such as a tree node

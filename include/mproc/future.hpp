@@ -3,14 +3,11 @@
 
 #include "detail/cxx20.hpp" // first: mproc needs C++20, said in one line
 
-#include <algorithm>
 #include <atomic>
 #include <concepts>
 #include <cstdio>
 #include <exception>
-#include <functional>
 #include <mutex>
-#include <ranges>
 #include <span>
 #include <vector>
 #include <memory>
@@ -20,10 +17,13 @@
 #include <utility>
 #include <variant>
 
-#include "detail/chrono.hpp"
+#include "detail/algorithm.hpp"
 #include "detail/callbacks.hpp"
+#include "detail/chrono.hpp"
 #include "detail/deadline.hpp"
+#include "detail/functional.hpp"
 #include "detail/future_source.hpp"
+#include "detail/ranges.hpp"
 #include "errors.hpp"
 
 namespace mproc {

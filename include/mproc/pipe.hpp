@@ -13,7 +13,6 @@
 
 #include "detail/cxx20.hpp" // first: mproc needs C++20, said in one line
 
-#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -25,6 +24,7 @@
 #include <utility>
 #include <vector>
 
+#include "detail/algorithm.hpp"
 #include "detail/chrono.hpp"
 #include "codec.hpp"
 #include "detail/channel.hpp"

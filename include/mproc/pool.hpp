@@ -12,15 +12,12 @@
 
 #include "detail/cxx20.hpp" // first: mproc needs C++20, said in one line
 
-#include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <exception>
-#include <functional>
 #include <iterator>
 #include <memory>
 #include <optional>
-#include <ranges>
 #include <span>
 #include <string>
 #include <tuple>
@@ -29,15 +26,18 @@
 #include <variant>
 #include <vector>
 
-#include "detail/chrono.hpp"
 #include "codec.hpp"
+#include "detail/algorithm.hpp"
+#include "detail/chrono.hpp"
 #include "detail/deadline.hpp"
-#include "detail/pool/chunk_plan.hpp"
+#include "detail/functional.hpp"
 #include "detail/pool/checks.hpp"
+#include "detail/pool/chunk_plan.hpp"
 #include "detail/pool/future_state.hpp"
 #include "detail/pool/imap_source.hpp"
 #include "detail/pool/map_state.hpp"
 #include "detail/progress.hpp"
+#include "detail/ranges.hpp"
 #include "detail/worker_pool.hpp"
 #include "errors.hpp"
 #include "future.hpp"
@@ -341,7 +341,7 @@ private:
             detail::check_map_callable<F, Item>(op);
         } else {
             if (options.timeout.count() < 0) throw ValueError(std::string("Pool::") + op + ": the timeout must not be negative");
-            return LazyMap<F, std::views::all_t<Range>, Ordered, AsResults>(pool_, f, std::views::all(std::forward<Range>(inputs)), options,
+            return LazyMap<F, detail::AllView<Range>, Ordered, AsResults>(pool_, f, detail::AllView<Range>(std::forward<Range>(inputs)), options,
                                                                           make_progress(total_of(inputs), op), op);
         }
     }

@@ -4,12 +4,10 @@
 
 #include "detail/cxx20.hpp" // first: mproc needs C++20, said in one line
 
-#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstring>
 #include <exception>
-#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -18,9 +16,11 @@
 #include <utility>
 #include <vector>
 
+#include "detail/algorithm.hpp"
 #include "detail/chrono.hpp"
 #include "detail/child_process.hpp"
 #include "detail/deadline.hpp"
+#include "detail/functional.hpp"
 #include "detail/identity.hpp"
 #include "detail/posix/process.hpp"
 #include "errors.hpp"

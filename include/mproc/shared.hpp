@@ -4,7 +4,6 @@
 
 #include "detail/cxx20.hpp" // first: mproc needs C++20, said in one line
 
-#include <algorithm>
 #include <atomic>
 #include <concepts>
 #include <cstddef>
@@ -16,6 +15,7 @@
 #include <string>
 #include <type_traits>
 
+#include "detail/algorithm.hpp"
 #include "detail/arena.hpp"
 #include "detail/shared_storage.hpp"
 #include "errors.hpp"

@@ -15,18 +15,18 @@
 
 #include "detail/cxx20.hpp" // first: mproc needs C++20, said in one line
 
-#include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <pthread.h>
 #include <string>
 
+#include "detail/algorithm.hpp"
 #include "detail/chrono.hpp"
+#include "detail/functional.hpp"
 #include "detail/placement.hpp"
 #include "detail/deadline.hpp"
 #include "detail/wait.hpp"

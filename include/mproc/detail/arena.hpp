@@ -2,7 +2,6 @@
 // anonymous MAP_SHARED chunks, so it stays shared with every process forked after its construction.
 #pragma once
 
-#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -13,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "algorithm.hpp"
 #include "../errors.hpp"
 #include "posix/memory.hpp"
 #include "posix/mutex.hpp"

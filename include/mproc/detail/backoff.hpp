@@ -2,9 +2,9 @@
 // (a process to exit without a pidfd, a name to appear, an MPI request to complete).
 #pragma once
 
-#include <algorithm>
 #include <thread>
 
+#include "algorithm.hpp"
 #include "chrono.hpp"
 #include "deadline.hpp"
 

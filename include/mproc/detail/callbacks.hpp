@@ -3,10 +3,10 @@
 #pragma once
 
 #include <cstdio>
-#include <functional>
 #include <vector>
 
 #include "demangle.hpp"
+#include "functional.hpp"
 
 namespace mproc::detail {
 

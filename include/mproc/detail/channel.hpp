@@ -4,7 +4,6 @@
 // sending large messages to each other at the same moment never deadlock.
 #pragma once
 
-#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -14,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "algorithm.hpp"
 #include "chrono.hpp"
 #include "../errors.hpp"
 #include "deadline.hpp"

@@ -3,7 +3,6 @@
 // function and arguments); everything else Process does is here, and its errors name "Process::<op>".
 #pragma once
 
-#include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <csignal>
@@ -17,6 +16,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "algorithm.hpp"
 #include "chrono.hpp"
 #include "../errors.hpp"
 #include "placement.hpp"

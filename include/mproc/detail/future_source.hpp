@@ -2,20 +2,20 @@
 // machinery under future.hpp, spawn.hpp and pool.hpp.
 #pragma once
 
-#include <algorithm>
 #include <cstddef>
 #include <exception>
-#include <functional>
 #include <memory>
-#include <ranges>
 #include <span>
 #include <type_traits>
 #include <utility>
 #include <variant>
 #include <vector>
 
+#include "algorithm.hpp"
 #include "chrono.hpp"
 #include "deadline.hpp"
+#include "functional.hpp"
+#include "ranges.hpp"
 
 namespace mproc {
 template <class R>

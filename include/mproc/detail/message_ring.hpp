@@ -28,7 +28,6 @@
 //   killed before delivering it; the next consumer skips its remaining fragments.
 #pragma once
 
-#include <algorithm>
 #include <atomic>
 #include <bit>
 #include <cstddef>
@@ -41,6 +40,7 @@
 #include <string_view>
 #include <vector>
 
+#include "algorithm.hpp"
 #include "chrono.hpp"
 #include "../errors.hpp"
 #include "placement.hpp"

@@ -7,7 +7,6 @@
 // type is its segment plus the plain type built over Placement::at(segment payload, creating).
 #pragma once
 
-#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <new>
@@ -15,6 +14,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "algorithm.hpp"
 #include "../errors.hpp"
 #include "arena.hpp"
 

@@ -18,13 +18,12 @@
 #include <csignal>
 #include <cstddef>
 #include <cstdint>
-#include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <poll.h>
 #include <span>
 #include <string>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -35,6 +34,7 @@
 #include "child_process.hpp"
 #include "codec/bytes.hpp"
 #include "deadline.hpp"
+#include "functional.hpp"
 #include "posix/process.hpp"
 #include "posix/procfs.hpp"
 #include "posix/socket.hpp"
@@ -267,7 +267,7 @@ private:
         // The parent's handlers are not the zygote's; SIGCHLD by default keeps the workers' exit codes.
         for (int sig : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGTERM, SIGCHLD}) posix::default_signal(sig);
         Channel& parent = *in_zygote_;
-        std::unordered_map<pid_t, ChildProcess> workers;
+        std::map<pid_t, ChildProcess> workers;
         for (;;) {
             Message m;
             try {

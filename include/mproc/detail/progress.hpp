@@ -4,14 +4,14 @@
 // about once a second otherwise (logs, CI); the ETA shows once a rate is known.
 #pragma once
 
-#include <algorithm>
 #include <cstddef>
 #include <cstdio>
-#include <functional>
 #include <string>
 
+#include "algorithm.hpp"
 #include "chrono.hpp"
 #include "deadline.hpp"
+#include "functional.hpp"
 #include "posix/terminal.hpp"
 
 namespace mproc::detail {

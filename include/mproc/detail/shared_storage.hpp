@@ -1,13 +1,13 @@
 // The memory under SharedValue and SharedArray (shared.hpp): n objects of T in the shared arena.
 #pragma once
 
-#include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <limits>
 #include <memory>
 #include <string>
 
+#include "algorithm.hpp"
 #include "../errors.hpp"
 #include "arena.hpp"
 

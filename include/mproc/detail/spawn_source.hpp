@@ -5,7 +5,6 @@
 #include <csignal>
 #include <cstddef>
 #include <exception>
-#include <functional>
 #include <optional>
 #include <string>
 #include <type_traits>
@@ -20,6 +19,7 @@
 #include "child_process.hpp"
 #include "codec/bytes.hpp"
 #include "deadline.hpp"
+#include "functional.hpp"
 #include "future_source.hpp"
 #include "posix/pipe.hpp"
 #include "posix/process.hpp"
@@ -40,10 +40,10 @@ public:
           process_(bind_task(
                        [tx = &pipe_.second](auto& f, auto&... a) {
                            if constexpr (std::is_void_v<R>) {
-                               std::invoke(f, a...);
+                               detail::invoke(f, a...);
                                tx->send_bytes({});
                            } else {
-                               tx->send_bytes(codec::encode(static_cast<const R&>(std::invoke(f, a...))));
+                               tx->send_bytes(codec::encode(static_cast<const R&>(detail::invoke(f, a...))));
                            }
                        },
                        std::forward<F>(fn), std::forward<Args>(args)...),

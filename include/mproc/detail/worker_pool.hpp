@@ -39,29 +39,29 @@
 // task with WorkerCrashed naming the zygote and refuses later tasks with StateError.
 #pragma once
 
-#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstddef>
-#include <type_traits>
 #include <cstdint>
 #include <cstring>
 #include <deque>
 #include <exception>
-#include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <span>
 #include <string>
 #include <tuple>
-#include <unordered_map>
+#include <type_traits>
 #include <utility>
 #include <variant>
 #include <vector>
 
+#include "algorithm.hpp"
 #include "chrono.hpp"
 #include "../errors.hpp"
+#include "functional.hpp"
 #include "placement.hpp"
 #include "deadline.hpp"
 #include "callbacks.hpp"
@@ -846,7 +846,7 @@ private:
     // Under the lock, each supervision tick: progress shown with the items the workers finished but
     // have not sent yet.
     void tick_progress() {
-        std::unordered_map<Progress*, std::size_t> running;
+        std::map<Progress*, std::size_t> running;
         for (auto& [id, task] : pending_)
             if (task->progress) running.try_emplace(task->progress.get(), 0);
         if (running.empty()) return;
@@ -1045,7 +1045,7 @@ private:
     std::mutex mutex_; // guards everything below, and the tasks' sinks
     std::condition_variable cv_;
     bool pumping_ = false;
-    std::unordered_map<std::uint64_t, std::shared_ptr<PoolTask>> pending_;
+    std::map<std::uint64_t, std::shared_ptr<PoolTask>> pending_;
     std::deque<Outgoing> backlog_;
     std::vector<std::function<void()>> deferred_;
     std::uint64_t next_id_ = 1;

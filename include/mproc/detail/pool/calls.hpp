@@ -8,6 +8,7 @@
 #include <variant>
 
 #include "../callbacks.hpp"
+#include "../functional.hpp"
 
 namespace mproc::detail {
 
@@ -18,7 +19,7 @@ decltype(auto) call_item(F& f, Item& item) {
     if constexpr (Star)
         return std::apply(f, item);
     else
-        return std::invoke(f, item);
+        return detail::invoke(f, item);
 }
 
 /// What call_item returns, as the function declares it (void, a reference...).

@@ -3,12 +3,12 @@
 // within what its transport carries in one message.
 #pragma once
 
-#include <algorithm>
 #include <cstddef>
 #include <iterator>
 #include <type_traits>
 #include <vector>
 
+#include "../algorithm.hpp"
 #include "../chrono.hpp"
 #include "../deadline.hpp"
 

@@ -2,10 +2,8 @@
 // FutureSource that waits on the pool for it, and apply_async's sink into it.
 #pragma once
 
-#include <algorithm>
 #include <cstddef>
 #include <exception>
-#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -13,9 +11,11 @@
 #include <variant>
 #include <vector>
 
+#include "../algorithm.hpp"
 #include "../../errors.hpp"
 #include "../callbacks.hpp"
 #include "../deadline.hpp"
+#include "../functional.hpp"
 #include "../future_source.hpp"
 #include "../worker_pool.hpp"
 #include "calls.hpp"
@@ -72,7 +72,7 @@ public:
     }
     const void* group() const noexcept override { return pool_.get(); }
     bool wait_any(std::span<FutureSourceBase* const> members, Deadline d) override {
-        return pool_->wait_until([&] { return std::ranges::any_of(members, [](FutureSourceBase* m) { return m->peek(); }); }, d);
+        return pool_->wait_until([&] { return std::any_of(members.begin(), members.end(), [](FutureSourceBase* m) { return m->peek(); }); }, d);
     }
     Outcome<R> collect() override {
         return pool_->locked([&] { return std::move(*state_->outcome); }); // collected once, by the Future

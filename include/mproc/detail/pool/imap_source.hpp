@@ -2,20 +2,20 @@
 // chunks to the worker processes and collect their results.
 #pragma once
 
-#include <algorithm>
 #include <cstddef>
 #include <exception>
-#include <functional>
 #include <memory>
-#include <ranges>
 #include <string>
 #include <type_traits>
 #include <utility>
 #include <vector>
 
+#include "../algorithm.hpp"
 #include "../chrono.hpp"
 #include "../deadline.hpp"
+#include "../functional.hpp"
 #include "../progress.hpp"
+#include "../ranges.hpp"
 #include "../worker_pool.hpp"
 #include "chunk_plan.hpp"
 #include "lazy_range.hpp"

@@ -5,12 +5,12 @@
 #include <cstddef>
 #include <cstdint>
 #include <exception>
-#include <functional>
 #include <memory>
 #include <type_traits>
 #include <utility>
 #include <vector>
 
+#include "../functional.hpp"
 #include "future_state.hpp"
 
 namespace mproc::detail {

@@ -1,10 +1,10 @@
 // A robust, process-shared pthread mutex: the kernel tells the next locker when a holder died.
 #pragma once
 
-#include <algorithm>
 #include <ctime>
 #include <pthread.h>
 
+#include "../algorithm.hpp"
 #include "../chrono.hpp"
 #include "../deadline.hpp"
 #include "futex.hpp"
