@@ -680,6 +680,43 @@ TEST_CASE("regression (defect 4): a process that overwrites the ring's capacity 
     CHECK_THROWS_WITH(ring.put_fragmented(msg, detail::Deadline::never()), Catch::Contains("maxsize"));
 }
 
+TEST_CASE("regression (round 3): a position off a record boundary is SerializationError, not a misaligned atomic access") {
+    // Records are whole multiples of 8 bytes, and their header words are read and written atomically:
+    // a head or tail that another process moved off that grid must be refused before it is used
+    // (UBSan reported the misaligned access when the garbage test below hit it).
+    std::vector<std::byte> msg(40, std::byte{5}); // a record of 48 bytes
+    auto set_words = [](std::span<std::byte> header, std::uint64_t from, std::uint64_t to) {
+        std::size_t n = 0;
+        for (std::size_t i = 0; i + 8 <= header.size(); i += 8) {
+            std::uint64_t w;
+            std::memcpy(&w, header.data() + i, 8);
+            if (w == from) {
+                std::memcpy(header.data() + i, &to, 8);
+                ++n;
+            }
+        }
+        return n;
+    };
+    {
+        test::RingInBuffer placed(4096);
+        detail::MessageRing& ring = placed.ring();
+        REQUIRE(ring.put_fragmented(msg, detail::Deadline::never()));
+        REQUIRE(ring.put_fragmented(msg, detail::Deadline::never()));
+        REQUIRE(ring.get([](std::span<const std::byte>) {}, detail::Deadline::never()));
+        REQUIRE(set_words(placed.header(), 48, 51) > 0); // the consumers' head (and its redo copy)
+        CHECK_THROWS_WITH(ring.get([](std::span<const std::byte>) {}, detail::Deadline::after(1s)),
+                          Catch::Contains("corrupted") && Catch::Contains("not on a record boundary"));
+    }
+    {
+        test::RingInBuffer placed(4096);
+        detail::MessageRing& ring = placed.ring();
+        REQUIRE(ring.put_fragmented(msg, detail::Deadline::never()));
+        REQUIRE(set_words(placed.header(), 48, 53) > 0); // the producers' tail (and its redo copy)
+        CHECK_THROWS_WITH(ring.put_fragmented(msg, detail::Deadline::after(1s)),
+                          Catch::Contains("corrupted") && Catch::Contains("not on a record boundary"));
+    }
+}
+
 TEST_CASE("every word of a ring's header overwritten with garbage: errors or timeouts, never a crash or a hang") {
     // Each 8-byte word in turn (positions, counts, redo records, wait words, flags, the mutexes'
     // words...) gets each garbage value; then timed puts and gets of small and fragmented messages

@@ -343,7 +343,12 @@ private:
     // for, not the producers' position: one cache line fetched per message instead of two, one after
     // the other (the position, then the record).
     static constexpr std::uint64_t unpublished = ~std::uint64_t{0};
-    std::atomic_ref<std::uint64_t> slot(std::uint64_t pos) const noexcept {
+    // Positions move by whole records, multiples of 8 bytes: one that is not was written by another
+    // process, and an atomic access to a misaligned word is undefined, so it is refused here.
+    std::atomic_ref<std::uint64_t> slot(std::uint64_t pos) const {
+        if (pos % header_bytes != 0) [[unlikely]]
+            throw SerializationError(std::string(owner_) + ": the shared ring is corrupted: position " + std::to_string(pos) +
+                                     " is not on a record boundary (a multiple of " + std::to_string(header_bytes) + " bytes)");
         return std::atomic_ref<std::uint64_t>(*reinterpret_cast<std::uint64_t*>(data_ + offset(pos)));
     }
     static std::uint64_t header_word(std::size_t size, Kind kind) noexcept {
