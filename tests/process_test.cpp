@@ -294,6 +294,13 @@ TEST_CASE("a moved Process keeps its child") {
     for (int i = 0; i < 3; ++i) ps.emplace_back([&] { go.wait(); });
     for (auto& p : ps) p.start();
     ps.reserve(64); // reallocation moves every started Process
+    std::set<pid_t> listed, started;
+    for (auto& child : active_children()) listed.insert(child.pid);
+    for (auto& p : ps) started.insert(p.pid());
+    CHECK(listed.size() == 3);
+    CHECK(listed == started);
+    Process last = std::move(ps.back()); // a move-construction, then a move-assignment
+    ps.back() = std::move(last);
     CHECK(active_children().size() == 3);
     go.set();
     for (auto& p : ps) join_bounded(p);

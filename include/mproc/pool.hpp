@@ -328,6 +328,7 @@ private:
             return 0;
     }
 
+    template <class = void> // compiled only where a map builds it
     std::shared_ptr<detail::Progress> make_progress(std::size_t total, const char* what) const {
         if (!progress_ && !on_progress_) return nullptr;
         return std::make_shared<detail::Progress>(progress_, on_progress_, total, what);

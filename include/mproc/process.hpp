@@ -154,15 +154,15 @@ inline ProcessInfo current_process() { return {detail::Identity::instance().name
 
 /// The process that started this one, or nullopt in the main process.
 inline std::optional<ProcessInfo> parent_process() {
-    auto parent = detail::Identity::instance().parent();
-    if (!parent) return std::nullopt;
-    return ProcessInfo{std::move(parent->name), parent->pid};
+    ProcessInfo parent;
+    if (!detail::Identity::instance().parent(parent.name, parent.pid)) return std::nullopt;
+    return parent;
 }
 
 /// The children started by this process that are still running (finished ones are reaped, as in Python).
 inline std::vector<ProcessInfo> active_children() {
     std::vector<ProcessInfo> out;
-    for (auto& child : detail::Identity::instance().live_children()) out.push_back({std::move(child.name), child.pid});
+    detail::Identity::instance().live_children([&](const std::string& name, pid_t pid) { out.push_back({name, pid}); });
     return out;
 }
 

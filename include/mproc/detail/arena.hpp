@@ -10,7 +10,6 @@
 #include <pthread.h>
 #include <string>
 #include <utility>
-#include <vector>
 
 #include "algorithm.hpp"
 #include "../errors.hpp"
@@ -264,12 +263,13 @@ public:
     /// system refuses more memory. Thread-safe; safe in forked children.
     void* allocate(std::size_t bytes, std::size_t align) {
         std::lock_guard guard(local_);
-        for (Chunk& c : chunks_)
-            if (c.owned)
-                if (void* p = c.allocate(bytes, align)) return p;
+        for (Chunk* c = chunks_; c; c = c->next)
+            if (c->owned)
+                if (void* p = c->allocate(bytes, align)) return p;
         if (bytes <= max_block && align <= max_block) {
             const std::size_t need = ChunkHeap::header_bytes + (bytes + align + 2 * ChunkHeap::page) / ChunkHeap::page * ChunkHeap::page;
-            Chunk& fresh = chunks_.emplace_back(Chunk::map(std::max(default_chunk_bytes, need)));
+            Chunk& fresh = *(*tail_ = Chunk::map(std::max(default_chunk_bytes, need)));
+            tail_ = &fresh.next;
             if (void* p = fresh.allocate(bytes, align)) return p;
         }
         throw OSError(ENOMEM, "mproc arena: cannot place " + std::to_string(bytes) + " bytes");
@@ -279,8 +279,8 @@ public:
     void deallocate(void* p) noexcept {
         if (!p) return;
         std::lock_guard guard(local_);
-        for (Chunk& c : chunks_)
-            if (c.heap->contains(p)) return c.deallocate(p);
+        for (Chunk* c = chunks_; c; c = c->next)
+            if (c->heap->contains(p)) return c->deallocate(p);
     }
 
     /// Called in a freshly forked child (one thread only). Chunks inherited from the parent stay
@@ -289,19 +289,22 @@ public:
     /// another parent thread at the fork, so it is constructed anew.
     void after_fork_in_child() noexcept {
         new (&local_) std::mutex;
-        for (Chunk& c : chunks_) c.owned = false;
+        for (Chunk* c = chunks_; c; c = c->next) c->owned = false;
     }
 
 private:
     static constexpr std::size_t default_chunk_bytes = std::size_t{1} << 20;
     static constexpr std::size_t max_block = std::size_t{1} << 56; // beyond any address space
 
+    // The process's chunks, oldest first: a list of process-local nodes (the child's own chunks
+    // must not appear in its parent's list). The mappings stay until the process ends.
     struct Chunk {
         ChunkHeap* heap;
         bool owned;
+        Chunk* next;
 
-        static Chunk map(std::size_t bytes) {
-            return Chunk{ChunkHeap::create(posix::map_shared_anonymous(bytes), bytes), true};
+        static Chunk* map(std::size_t bytes) {
+            return new Chunk{ChunkHeap::create(posix::map_shared_anonymous(bytes), bytes), true, nullptr};
         }
 
         // A process killed while it held this mutex leaves the chunk's lists possibly half-updated;
@@ -324,8 +327,13 @@ private:
     };
 
     Arena() = default;
+    ~Arena() {
+        while (chunks_) delete std::exchange(chunks_, chunks_->next);
+        tail_ = &chunks_;
+    }
     std::mutex local_;
-    std::vector<Chunk> chunks_;
+    Chunk* chunks_ = nullptr;
+    Chunk** tail_ = &chunks_;
 };
 
 /// Arena states start on a cache line of their own (see SharedBlock in placement.hpp).

@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <poll.h>
 #include <span>
 #include <string>
@@ -32,7 +33,8 @@ public:
         : fd_(fd), readable_(readable), writable_(writable), pipe_(pipe) {}
     Channel(Channel&& o) noexcept
         : fd_(std::exchange(o.fd_, -1)), readable_(o.readable_), writable_(o.writable_), pipe_(o.pipe_),
-          rx_(std::move(o.rx_)), rx_begin_(std::exchange(o.rx_begin_, 0)) {}
+          rx_(std::move(o.rx_)), rx_cap_(std::exchange(o.rx_cap_, 0)), rx_size_(std::exchange(o.rx_size_, 0)),
+          rx_begin_(std::exchange(o.rx_begin_, 0)) {}
     Channel& operator=(Channel&& o) noexcept {
         if (this != &o) {
             close();
@@ -41,6 +43,8 @@ public:
             writable_ = o.writable_;
             pipe_ = o.pipe_;
             rx_ = std::move(o.rx_);
+            rx_cap_ = std::exchange(o.rx_cap_, 0);
+            rx_size_ = std::exchange(o.rx_size_, 0);
             rx_begin_ = std::exchange(o.rx_begin_, 0);
         }
         return *this;
@@ -79,12 +83,12 @@ public:
         check(op, readable_, "sends only");
         std::uint64_t n = 0;
         fill(frame_header, op, true);
-        std::memcpy(&n, reinterpret_cast<const std::byte*>(rx_.data()) + rx_begin_, frame_header);
+        std::memcpy(&n, rx_.get() + rx_begin_, frame_header);
         if (n > max_message)
             throw SerializationError("Connection::recv_bytes: frame header announces " + std::to_string(n) +
                                      " bytes, more than the 1 TiB limit: the stream is corrupted");
         fill(frame_header + static_cast<std::size_t>(n), op, false);
-        const std::byte* p = reinterpret_cast<const std::byte*>(rx_.data()) + rx_begin_ + frame_header;
+        const std::byte* p = rx_.get() + rx_begin_ + frame_header;
         try {
             use(std::span<const std::byte>(p, static_cast<std::size_t>(n)));
         } catch (...) {
@@ -97,8 +101,8 @@ public:
     /// True if something can be read now or arrives before `d` (end-of-file counts).
     bool poll_until(Deadline d) {
         if (buffered() > 0) return true;
-        std::vector<pollfd> fds{{fd_, POLLIN, 0}};
-        return posix::poll_until(fds, d) > 0;
+        pollfd fd{fd_, POLLIN, 0};
+        return posix::poll_until({&fd, 1}, d) > 0;
     }
 
     /// Throws StateError naming "Connection::<op>" if closed, or if `allowed` is false (this end of
@@ -117,7 +121,7 @@ public:
     bool readable() const noexcept { return readable_; }
     bool writable() const noexcept { return writable_; }
     /// Bytes received and not yet consumed.
-    std::size_t buffered() const noexcept { return rx_.size() - rx_begin_; }
+    std::size_t buffered() const noexcept { return rx_size_ - rx_begin_; }
 
 private:
     static constexpr std::size_t frame_header = sizeof(std::uint64_t);
@@ -126,8 +130,8 @@ private:
 
     void consume(std::size_t n) noexcept {
         rx_begin_ += n;
-        if (rx_begin_ == rx_.size()) {
-            rx_.clear();
+        if (rx_begin_ == rx_size_) {
+            rx_size_ = 0;
             rx_begin_ = 0;
         }
     }
@@ -149,17 +153,22 @@ private:
     // Appends what the socket has to the buffer; blocks for it unless `nonblocking`. Returns false at
     // end-of-file; in non-blocking mode also returns true when nothing was there.
     bool read_available(bool nonblocking) {
-        if (rx_begin_ > 0 && rx_begin_ >= rx_.size() / 2) { // compact before growing
-            rx_.erase(rx_.begin(), rx_.begin() + static_cast<std::ptrdiff_t>(rx_begin_));
+        if (rx_begin_ > 0 && rx_begin_ >= rx_size_ / 2) { // compact before growing
+            std::memmove(rx_.get(), rx_.get() + rx_begin_, rx_size_ - rx_begin_);
+            rx_size_ -= rx_begin_;
             rx_begin_ = 0;
         }
-        std::size_t old = rx_.size();
-        if (rx_.capacity() < old + read_chunk) rx_.reserve(std::max(old + read_chunk, 2 * rx_.capacity()));
-        rx_.resize(old + read_chunk); // NoInit elements: no memset of 64 KiB per read
-        std::span<std::byte> room{reinterpret_cast<std::byte*>(rx_.data()) + old, read_chunk};
+        if (rx_cap_ < rx_size_ + read_chunk) { // grown uninitialised: no memset of 64 KiB per read
+            std::size_t cap = std::max(rx_size_ + read_chunk, 2 * rx_cap_);
+            std::unique_ptr<std::byte[]> grown(new std::byte[cap]);
+            if (rx_size_ > 0) std::memcpy(grown.get(), rx_.get(), rx_size_);
+            rx_ = std::move(grown);
+            rx_cap_ = cap;
+        }
+        std::span<std::byte> room{rx_.get() + rx_size_, read_chunk};
         // A pipe's read end is never asked for a non-blocking read: only a duplex end reads while it sends.
         ssize_t n = pipe_ ? posix::read_some(fd_, room) : posix::receive_some(fd_, room, nonblocking);
-        rx_.resize(old + static_cast<std::size_t>(n > 0 ? n : 0));
+        rx_size_ += static_cast<std::size_t>(n > 0 ? n : 0);
         return n != 0;
     }
 
@@ -176,9 +185,9 @@ private:
                 // Wait for room, and meanwhile take in what the other end sends: it may be blocked
                 // sending to us, and would never read until it is done.
                 short events = static_cast<short>(POLLOUT | (readable_ && !peer_eof ? POLLIN : 0));
-                std::vector<pollfd> fds{{fd_, events, 0}};
-                posix::poll_until(fds, Deadline::never());
-                if ((fds[0].revents & POLLIN) && !read_available(true)) peer_eof = true;
+                pollfd fd{fd_, events, 0};
+                posix::poll_until({&fd, 1}, Deadline::never());
+                if ((fd.revents & POLLIN) && !read_available(true)) peer_eof = true;
                 break;
             }
             }
@@ -189,11 +198,9 @@ private:
     bool readable_ = true;
     bool writable_ = true;
     bool pipe_ = false;
-    struct NoInit {
-        std::byte b;
-        NoInit() noexcept {} // left uninitialised on purpose: resize() must not memset
-    };
-    std::vector<NoInit> rx_;
+    std::unique_ptr<std::byte[]> rx_; // [rx_begin_, rx_size_) received and not yet consumed
+    std::size_t rx_cap_ = 0;
+    std::size_t rx_size_ = 0;
     std::size_t rx_begin_ = 0;
     std::vector<std::byte> tx_;
 };
@@ -216,24 +223,23 @@ std::pair<std::vector<Conn*>, std::vector<int>> wait_ready(std::span<Conn* const
     std::pair<std::vector<Conn*>, std::vector<int>> ready;
     std::vector<pollfd> fds;
     fds.reserve(conns.size() + sentinels.size());
-    std::vector<bool> buffered(conns.size(), false);
+    bool any_buffered = false;
     for (std::size_t i = 0; i < conns.size(); ++i) {
         if (conns[i] == nullptr) throw ValueError("mproc::wait: connection " + std::to_string(i) + " is a null pointer");
         Channel& c = ChannelAccess::of(*conns[i]);
         c.check("wait", c.readable(), "sends only");
-        buffered[i] = c.buffered() > 0;
+        any_buffered = any_buffered || c.buffered() > 0;
         fds.push_back({c.fd(), POLLIN, 0});
     }
     for (int fd : sentinels) {
         if (fd < 0) throw ValueError("mproc::wait: sentinel " + std::to_string(fd) + " is not a descriptor");
         fds.push_back({fd, POLLIN, 0});
     }
-    const bool any_buffered = std::find(buffered.begin(), buffered.end(), true) != buffered.end();
     posix::poll_until(fds, any_buffered ? Deadline::after(std::chrono::seconds(0)) : d);
     for (std::size_t i = 0; i < fds.size(); ++i) {
         if (fds[i].revents & POLLNVAL)
             throw ValueError("mproc::wait: descriptor " + std::to_string(fds[i].fd) + " is not open");
-        const bool is_ready = fds[i].revents != 0 || (i < conns.size() && buffered[i]);
+        const bool is_ready = fds[i].revents != 0 || (i < conns.size() && ChannelAccess::of(*conns[i]).buffered() > 0);
         if (!is_ready) continue;
         if (i < conns.size())
             ready.first.push_back(conns[i]);

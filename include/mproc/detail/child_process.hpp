@@ -291,7 +291,8 @@ private:
     }
 
     // ChildHandle
-    ProcessRecord info() const override { return {s_->name, s_->pid}; }
+    const std::string& handle_name() const noexcept override { return s_->name; }
+    pid_t handle_pid() const noexcept override { return s_->pid; }
     bool poll_alive() override {
         if (s_->exitcode) return false;
         if (auto status = posix::try_reap(s_->pid)) {

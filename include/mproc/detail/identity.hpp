@@ -5,12 +5,9 @@
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
-#include <memory>
 #include <mutex>
-#include <optional>
 #include <string>
 #include <sys/types.h>
-#include <vector>
 
 #include "arena.hpp"
 #include "demangle.hpp"
@@ -18,20 +15,24 @@
 
 namespace mproc::detail {
 
-/// A process's name and pid (what mproc::ProcessRecord shows users).
-struct ProcessRecord {
-    std::string name;
-    pid_t pid = 0;
-};
-
-/// Implemented by ChildProcess; lets active_children() see and reap the live children.
+/// Implemented by ChildProcess; lets live_children() see and reap the live children. The table links
+/// them into a list through these members (no container, nothing to allocate when registering).
 class ChildHandle {
 public:
-    virtual ProcessRecord info() const = 0;
+    virtual const std::string& handle_name() const noexcept = 0;
+    virtual pid_t handle_pid() const noexcept = 0;
     virtual bool poll_alive() = 0;
 
 protected:
+    ChildHandle() = default;
+    ChildHandle(const ChildHandle&) {} // a copy or move is not linked: the table relinks it
+    ChildHandle& operator=(const ChildHandle&) { return *this; }
     ~ChildHandle() = default;
+
+private:
+    friend class Identity;
+    ChildHandle* prev_ = nullptr;
+    ChildHandle* next_ = nullptr;
 };
 
 class Identity {
@@ -45,13 +46,17 @@ public:
         std::lock_guard g(m_);
         return name_;
     }
-    std::optional<ProcessRecord> parent() {
+    /// False in the main process; else sets `name` and `pid` to the parent's.
+    bool parent(std::string& name, pid_t& pid) {
         std::lock_guard g(m_);
-        return parent_;
+        if (parent_pid_ == 0) return false;
+        name = parent_name_;
+        pid = parent_pid_;
+        return true;
     }
     bool is_child() {
         std::lock_guard g(m_);
-        return parent_.has_value();
+        return parent_pid_ != 0;
     }
     /// "Process-1", "Process-2"... per creating process, as Python names them.
     std::string next_child_name() {
@@ -59,34 +64,43 @@ public:
         return "Process-" + std::to_string(++created_);
     }
 
-    void add_child(ChildHandle* c) {
+    /// Links `c` in; noexcept, so that a moved ChildProcess can relink itself.
+    void add_child(ChildHandle* c) noexcept {
         std::lock_guard g(m_);
-        children_.push_back(c);
+        c->prev_ = last_;
+        c->next_ = nullptr;
+        (last_ ? last_->next_ : first_) = c;
+        last_ = c;
     }
-    void remove_child(ChildHandle* c) {
+    /// Unlinks `c`; a no-op if it is not linked.
+    void remove_child(ChildHandle* c) noexcept {
         std::lock_guard g(m_);
-        std::erase(children_, c);
+        if (c->prev_ == nullptr && first_ != c) return;
+        (c->prev_ ? c->prev_->next_ : first_) = c->next_;
+        (c->next_ ? c->next_->prev_ : last_) = c->prev_;
+        c->prev_ = c->next_ = nullptr;
     }
-    std::vector<ProcessRecord> live_children() {
-        std::vector<ChildHandle*> children;
-        {
-            std::lock_guard g(m_);
-            children = children_;
+    /// Calls `visit(name, pid)` for each registered child still running, in registration order (a
+    /// moved ChildProcess registers again). Polling
+    /// reaps an exited child, which unregisters it (remove_child, under the same recursive mutex).
+    template <class Visit>
+    void live_children(Visit&& visit) {
+        std::lock_guard g(m_);
+        for (ChildHandle* c = first_; c != nullptr;) {
+            ChildHandle* next = c->next_;
+            if (c->poll_alive()) visit(c->handle_name(), c->handle_pid());
+            c = next;
         }
-        // Polling reaps exited children, which unregisters them: done without holding m_.
-        std::vector<ProcessRecord> out;
-        for (ChildHandle* c : children)
-            if (c->poll_alive()) out.push_back(c->info());
-        return out;
     }
 
     /// Runs in a freshly forked child, which has one thread: forget the parent's children, become
     /// `name`, and reset the arena's ownership. Mutexes other parent threads may have held at the
     /// fork are constructed anew.
-    void become_child(std::string name, ProcessRecord parent) {
-        new (&m_) std::mutex;
-        children_.clear();
-        parent_ = std::move(parent);
+    void become_child(std::string name, std::string parent_name, pid_t parent_pid) {
+        new (&m_) std::recursive_mutex;
+        first_ = last_ = nullptr;
+        parent_name_ = std::move(parent_name);
+        parent_pid_ = parent_pid;
         name_ = std::move(name);
         created_ = 0;
         Arena::instance().after_fork_in_child();
@@ -94,10 +108,12 @@ public:
 
 private:
     Identity() = default;
-    std::mutex m_;
+    std::recursive_mutex m_;
     std::string name_ = "MainProcess";
-    std::optional<ProcessRecord> parent_;
-    std::vector<ChildHandle*> children_;
+    std::string parent_name_;
+    pid_t parent_pid_ = 0; // 0: this is the main process
+    ChildHandle* first_ = nullptr; // the children this process started, in start order
+    ChildHandle* last_ = nullptr;
     int created_ = 0;
 };
 
@@ -121,8 +137,9 @@ inline void warn_if_threaded() {
 inline pid_t fork_named(const std::string& name) {
     warn_if_threaded();
     auto& self = Identity::instance();
-    ProcessRecord me{self.name(), posix::current_pid()};
-    return posix::fork_child([&] { self.become_child(name, std::move(me)); });
+    std::string me = self.name();
+    pid_t my_pid = posix::current_pid();
+    return posix::fork_child([&] { self.become_child(name, std::move(me), my_pid); });
 }
 
 } // namespace mproc::detail

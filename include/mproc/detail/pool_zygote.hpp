@@ -108,8 +108,8 @@ public:
 private:
     bool exited() {
         if (pidfd_ >= 0) {
-            std::vector<pollfd> fds{{pidfd_, POLLIN, 0}};
-            return posix::poll_until(fds, Deadline::after(std::chrono::seconds(0))) > 0;
+            pollfd fd{pidfd_, POLLIN, 0};
+            return posix::poll_until({&fd, 1}, Deadline::after(std::chrono::seconds(0))) > 0;
         }
         // No pidfd (kernel before 5.3): a zombie still holds its pid, since the zygote waits for us.
         auto st = posix::process_stat(pid_);
@@ -346,8 +346,8 @@ template <class U>
 void BasicZygoteWorker<U>::join() {
     if (reaped_) return;
     if (pidfd_ >= 0) {
-        std::vector<pollfd> fds{{pidfd_, POLLIN, 0}};
-        posix::poll_until(fds, Deadline::never());
+        pollfd fd{pidfd_, POLLIN, 0};
+        posix::poll_until({&fd, 1}, Deadline::never());
     } else {
         Backoff backoff(std::chrono::microseconds(50), std::chrono::milliseconds(10));
         while (!exited()) backoff.pause();

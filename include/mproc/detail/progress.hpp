@@ -19,16 +19,18 @@ namespace mproc::detail {
 /// Called with (items done, items in all) as items complete; total 0 when unknown.
 using ProgressCallback = std::function<void(std::size_t done, std::size_t total)>;
 
-class Progress {
+// A class template over nothing, so that its members are compiled only where a pool reports progress.
+template <class = void>
+class BasicProgress {
 public:
     /// `total` 0 means unknown (imap over an unsized range): no percentage or ETA then.
-    Progress(bool bar, ProgressCallback callback, std::size_t total, const char* what)
+    BasicProgress(bool bar, ProgressCallback callback, std::size_t total, const char* what)
         : bar_(bar), tty_(bar && posix::is_terminal(2)), callback_(std::move(callback)), total_(total), what_(what),
           start_(Clock::now()) {
         if (bar_) draw(false);
     }
-    Progress(const Progress&) = delete;
-    Progress& operator=(const Progress&) = delete;
+    BasicProgress(const BasicProgress&) = delete;
+    BasicProgress& operator=(const BasicProgress&) = delete;
 
     bool enabled() const noexcept { return bar_ || callback_; }
 
@@ -123,5 +125,7 @@ private:
     Clock::time_point start_;
     Clock::time_point last_draw_{};
 };
+
+using Progress = BasicProgress<>;
 
 } // namespace mproc::detail

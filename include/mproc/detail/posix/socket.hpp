@@ -7,7 +7,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include <utility>
-#include <vector>
 
 #include "../deadline.hpp"
 #include "futex.hpp"
@@ -55,7 +54,7 @@ inline ssize_t receive_some(int fd, std::span<std::byte> room, bool nonblocking)
 
 /// Polls `fds` for `events` until one is ready or `deadline` passes; fills revents. Returns the
 /// number ready (0 on timeout).
-inline int poll_until(std::vector<pollfd>& fds, Deadline deadline) {
+inline int poll_until(std::span<pollfd> fds, Deadline deadline) {
     for (;;) {
         timespec ts{};
         const timespec* tp = nullptr;
