@@ -56,7 +56,8 @@ public:
 
     template <class F, class... Args>
     Process(ProcessOptions options, F&& fn, Args&&... args)
-        : child_(detail::bind_task(std::forward<F>(fn), std::forward<Args>(args)...), std::move(options.name), options.daemon) {}
+        : child_(std::make_unique<detail::ChildProcess>(detail::bind_task(std::forward<F>(fn), std::forward<Args>(args)...),
+                                                        std::move(options.name), options.daemon)) {}
 
     Process(Process&&) noexcept = default;
     Process& operator=(Process&&) noexcept = default;
@@ -80,61 +81,67 @@ public:
     /// Forks; the child runs the function and leaves with _exit: 0 if it returned, 1 if an exception
     /// escaped (printed to stderr and kept for error()), N after mproc::exit(N).
     /// Throws StateError if already started or closed, OSError if fork fails.
-    void start() { child_.start(); }
+    void start() { child("start").start(); }
 
     /// Blocks until the process has exited. Joining again is a no-op. Throws StateError if never started.
-    void join() { child_.join_until(detail::Deadline::never(), "join"); }
+    void join() { child("join").join_until(detail::Deadline::never(), "join"); }
     /// Blocks up to `d`; returns true if the process has exited.
     template <class Rep, class Period>
     bool join_for(std::chrono::duration<Rep, Period> d) {
-        return child_.join_until(detail::Deadline::after(d), "join_for");
+        return child("join_for").join_until(detail::Deadline::after(d), "join_for");
     }
     template <class C, class D>
     bool join_until(std::chrono::time_point<C, D> t) {
-        return child_.join_until(detail::Deadline::until(t), "join_until");
+        return child("join_until").join_until(detail::Deadline::until(t), "join_until");
     }
 
     /// True between start() and the child's exit (reaps it if it has exited). Throws StateError if closed.
-    bool is_alive() { return child_.is_alive(); }
+    bool is_alive() { return child_ && child_->is_alive(); }
 
     /// Sends SIGTERM. Throws StateError if never started, already joined (its pid may be reused) or closed.
-    void terminate() { child_.signal("terminate", SIGTERM); }
+    void terminate() { child("terminate").signal("terminate", SIGTERM); }
     /// Sends SIGKILL. Throws as terminate().
-    void kill() { child_.signal("kill", SIGKILL); }
+    void kill() { child("kill").signal("kill", SIGKILL); }
     /// Sends SIGINT (Python's interrupt(); by default it ends the child with exitcode -SIGINT).
     /// Throws as terminate().
-    void interrupt() { child_.signal("interrupt", SIGINT); }
+    void interrupt() { child("interrupt").signal("interrupt", SIGINT); }
 
     /// A file descriptor that becomes readable (POLLIN) once the process has ended and stays so
     /// (Python's sentinel): for poll/epoll loops and mproc::wait. Owned by this Process: valid until
     /// close() or destruction; do not close it or read from it. A pidfd; after the child was reaped
     /// without one, a descriptor that is readable at once. Does not block. Throws StateError if
     /// never started or closed, OSError if the kernel has no pidfd_open (Linux < 5.3).
-    int sentinel() { return child_.sentinel(); }
+    int sentinel() { return child("sentinel").sentinel(); }
 
     /// Releases what the Process holds (its sentinel, the copied function and arguments, its report
     /// slot); Python's close(). Afterwards every call but name(), daemon(), pid() and close() throws
     /// StateError "closed". Idempotent; fine on a never-started Process. Reaps a child that has
     /// exited; throws StateError if it is still running (join() or terminate() it first).
-    void close() { child_.close(); }
+    void close() { child("close").close(); }
 
     /// The child's pid, 0 before start().
-    pid_t pid() const noexcept { return child_.pid(); }
+    pid_t pid() const noexcept { return child_ ? child_->pid() : 0; }
     /// "Process-N" unless given in ProcessOptions. Throws StateError if moved from.
-    const std::string& name() const { return child_.name(); }
+    const std::string& name() const { return child("name").name(); }
     /// Throws StateError if moved from.
-    bool daemon() const { return child_.daemon(); }
+    bool daemon() const { return child("daemon").daemon(); }
 
     /// nullopt while running (or before start); 0 after a normal return; 1 if an exception escaped;
     /// N after mproc::exit(N) or std::exit(N); -SIGNUM if a signal killed it.
     /// Throws StateError if closed.
-    std::optional<int> exitcode() { return child_.exitcode(); }
+    std::optional<int> exitcode() { return child_ ? child_->exitcode() : std::nullopt; }
 
     /// The exception that escaped the function, once the process has exited. Throws StateError if closed.
-    std::optional<RemoteError> error() { return child_.error(); }
+    std::optional<RemoteError> error() { return child_ ? child_->error() : std::nullopt; }
 
 private:
-    detail::ChildProcess child_;
+    detail::ChildControl& child(const char* op) const {
+        if (!child_) throw StateError(std::string("Process::") + op + ": this Process was moved from");
+        return *child_;
+    }
+
+    std::unique_ptr<detail::ChildControl> child_; // on the heap: a moved Process leaves its child where it is
+
 };
 
 /// Ends the calling process with exit code `code`. In a process started by mproc: flushes stdio and

@@ -94,20 +94,44 @@ std::unique_ptr<Task> bind_task(F&& fn, Args&&... args) {
     return nullptr;
 }
 
+/// What Process calls on its child: Process's non-template members reach the child through this
+/// interface, so that ChildProcess (a class template over nothing) is compiled only where a Process
+/// is built (as Pool reaches its engine through PoolEngine).
+class ChildControl {
+public:
+    virtual ~ChildControl() = default;
+    virtual void start() = 0;
+    virtual bool is_alive() = 0;
+    virtual int sentinel() = 0;
+    virtual void close() = 0;
+    virtual pid_t pid() const noexcept = 0;
+    virtual const std::string& name() const = 0;
+    virtual bool daemon() const = 0;
+    virtual std::optional<int> exitcode() = 0;
+    virtual std::optional<RemoteError> error() = 0;
+    virtual bool join_until(Deadline d, const char* op) = 0;
+    virtual void signal(const char* op, int sig) = 0;
+};
+
+template <class = void>
+class BasicChildProcess;
+using ChildProcess = BasicChildProcess<>;
+
 /// A child process running a Task; see Process for the contract of each member. Movable, not
 /// copyable, for one thread at a time. Destroyed started and not closed: joined (daemon: terminated
 /// first, SIGKILL after a second).
-class ChildProcess final : private ChildHandle {
+template <class>
+class BasicChildProcess final : public ChildControl, private ChildHandle {
 public:
     /// `name` empty: "Process-N". Does not fork yet (start()).
-    ChildProcess(std::unique_ptr<Task> task, std::string name, bool daemon) : s_(std::make_unique<State>()) {
+    BasicChildProcess(std::unique_ptr<Task> task, std::string name, bool daemon) : s_(std::make_unique<State>()) {
         s_->task = std::move(task);
         s_->name = name.empty() ? Identity::instance().next_child_name() : std::move(name);
         s_->daemon = daemon;
     }
 
-    ChildProcess(ChildProcess&& other) noexcept : s_(std::move(other.s_)) { rebind(other); }
-    ChildProcess& operator=(ChildProcess&& other) noexcept {
+    BasicChildProcess(BasicChildProcess&& other) noexcept : s_(std::move(other.s_)) { rebind(other); }
+    BasicChildProcess& operator=(BasicChildProcess&& other) noexcept {
         if (this != &other) {
             finish();
             s_ = std::move(other.s_);
@@ -115,13 +139,13 @@ public:
         }
         return *this;
     }
-    ChildProcess(const ChildProcess&) = delete;
-    ChildProcess& operator=(const ChildProcess&) = delete;
+    BasicChildProcess(const BasicChildProcess&) = delete;
+    BasicChildProcess& operator=(const BasicChildProcess&) = delete;
 
-    ~ChildProcess() { finish(); }
+    ~BasicChildProcess() override { finish(); }
 
     /// As Process::start().
-    void start() {
+    void start() override {
         State& s = open_state("start");
         if (s.pid != 0) throw StateError("Process::start: process '" + s.name + "' was already started (pid " + std::to_string(s.pid) + ")");
         pid_t pid = fork_named(s.name);
@@ -132,13 +156,13 @@ public:
     }
 
     /// As Process::is_alive().
-    bool is_alive() {
+    bool is_alive() override {
         if (!s_) return false;
         return open_state("is_alive").pid != 0 && poll_alive();
     }
 
     /// As Process::sentinel().
-    int sentinel() {
+    int sentinel() override {
         State& s = open_state("sentinel");
         if (s.pid == 0) throw StateError("Process::sentinel: process '" + s.name + "' was never started");
         if (s.pidfd < 0) {
@@ -152,7 +176,7 @@ public:
     }
 
     /// As Process::close().
-    void close() {
+    void close() override {
         State& s = state("close");
         if (s.closed) return;
         if (s.pid != 0 && poll_alive())
@@ -166,19 +190,19 @@ public:
     }
 
     /// As Process::pid().
-    pid_t pid() const noexcept { return s_ ? s_->pid : 0; }
-    const std::string& name() const { return const_state("name").name; }
-    bool daemon() const { return const_state("daemon").daemon; }
+    pid_t pid() const noexcept override { return s_ ? s_->pid : 0; }
+    const std::string& name() const override { return const_state("name").name; }
+    bool daemon() const override { return const_state("daemon").daemon; }
 
     /// As Process::exitcode().
-    std::optional<int> exitcode() {
+    std::optional<int> exitcode() override {
         if (!s_ || open_state("exitcode").pid == 0) return std::nullopt;
         poll_alive();
         return s_->exitcode;
     }
 
     /// As Process::error().
-    std::optional<RemoteError> error() {
+    std::optional<RemoteError> error() override {
         if (s_) open_state("error");
         if (!exitcode()) return std::nullopt;
         const ExitReport& r = **s_->report;
@@ -188,7 +212,7 @@ public:
 
     /// Blocks until the child has exited or `d` passes; true if it has exited (and was reaped).
     /// `op` names the call in errors. Throws StateError if never started or closed.
-    bool join_until(Deadline d, const char* op) {
+    bool join_until(Deadline d, const char* op) override {
         State& s = open_state(op);
         if (s.pid == 0) throw StateError(std::string("Process::") + op + ": process '" + s.name + "' was never started");
         if (s.exitcode) return true;
@@ -209,7 +233,7 @@ public:
 
     /// Sends `sig`; `op` names the call in errors. Throws StateError if never started, already
     /// reaped (its pid may be reused) or closed.
-    void signal(const char* op, int sig) {
+    void signal(const char* op, int sig) override {
         State& s = open_state(op);
         if (s.pid == 0) throw StateError(std::string("Process::") + op + ": process '" + s.name + "' was never started");
         if (s.exitcode)
@@ -233,7 +257,7 @@ private:
     };
 
     // The identity table points at this object; a move must re-point it.
-    void rebind(ChildProcess& from) noexcept {
+    void rebind(BasicChildProcess& from) noexcept {
         if (s_ && s_->registered) {
             auto& id = Identity::instance();
             id.remove_child(&from);

@@ -18,7 +18,6 @@
 #include <csignal>
 #include <cstddef>
 #include <cstdint>
-#include <map>
 #include <memory>
 #include <optional>
 #include <poll.h>
@@ -27,6 +26,7 @@
 #include <utility>
 #include <vector>
 
+#include "algorithm.hpp"
 #include "chrono.hpp"
 #include "../errors.hpp"
 #include "backoff.hpp"
@@ -267,7 +267,10 @@ private:
         // The parent's handlers are not the zygote's; SIGCHLD by default keeps the workers' exit codes.
         for (int sig : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGTERM, SIGCHLD}) posix::default_signal(sig);
         Channel& parent = *in_zygote_;
-        std::map<pid_t, ChildProcess> workers;
+        std::vector<ChildProcess> workers; // as many as the pool has, or a few more
+        auto worker = [&](pid_t pid) {
+            return std::find_if(workers.begin(), workers.end(), [&](const ChildProcess& w) { return w.pid() == pid; });
+        };
         for (;;) {
             Message m;
             try {
@@ -286,16 +289,16 @@ private:
                                    m.name, true);
                     p.start();
                     reply.pid = p.pid();
-                    workers.emplace(p.pid(), std::move(p));
+                    workers.push_back(std::move(p));
                 } catch (const OSError& e) {
                     reply.code = e.code().value();
                     reply.message = e.what();
                 }
-            } else if (auto it = workers.find(m.pid); m.op == static_cast<std::uint32_t>(Op::reap) && it != workers.end()) {
-                it->second.join_until(Deadline::never(), "join"); // at once: the parent asks once the worker has exited, or after killing it
+            } else if (auto it = worker(m.pid); m.op == static_cast<std::uint32_t>(Op::reap) && it != workers.end()) {
+                it->join_until(Deadline::never(), "join"); // at once: the parent asks once the worker has exited, or after killing it
                 reply.pid = m.pid;
-                reply.code = it->second.exitcode().value_or(0);
-                if (auto e = it->second.error()) {
+                reply.code = it->exitcode().value_or(0);
+                if (auto e = it->error()) {
                     reply.name = e->type_name();
                     reply.message = e->what();
                 }
@@ -307,7 +310,7 @@ private:
                 break;
             }
         }
-        for (auto& [pid, w] : workers) {
+        for (auto& w : workers) {
             if (w.is_alive()) w.signal("kill", SIGKILL);
             w.join_until(Deadline::never(), "join");
         }

@@ -46,7 +46,6 @@
 #include <cstring>
 #include <deque>
 #include <exception>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -74,6 +73,7 @@
 #include "posix/terminal.hpp"
 #include "pool/calls.hpp"
 #include "pool/engine.hpp"
+#include "pool/task_table.hpp"
 #include "pool_zygote.hpp"
 #include "progress.hpp"
 
@@ -576,8 +576,9 @@ public:
             auto task = weak.lock();
             if (!task) continue;
             std::vector<std::uint64_t> ids;
-            for (auto& [id, t] : pending_)
+            pending_.for_each([&](std::uint64_t id, const std::shared_ptr<PoolTask>& t) {
                 if (t == task) ids.push_back(id);
+            });
             for (std::uint64_t id : ids) {
                 auto queued = std::find_if(backlog_.begin(), backlog_.end(), [&](auto& o) { return o.id == id && o.done == 0; });
                 if (queued != backlog_.end()) {
@@ -652,7 +653,7 @@ private:
             std::memcpy(out, &h, sizeof h);
             task->write_body(out + sizeof h);
         };
-        pending_.emplace(id, task);
+        pending_.insert(id, task);
         if (backlog_.empty() && size <= tasks_.max_record_payload() && tasks_.put(size, write, Deadline::after(std::chrono::seconds(0))))
             return id;
         Outgoing o;
@@ -780,9 +781,9 @@ private:
 
     // Under the lock.
     void settle(const ResultHeader& h, std::span<const std::byte> payload) {
-        auto it = pending_.find(h.id);
-        if (it == pending_.end()) return; // settled already (timed out, cancelled) or forgotten
-        auto task = it->second;
+        auto* found = pending_.find(h.id);
+        if (!found) return; // settled already (timed out, cancelled) or forgotten
+        auto task = *found;
         const std::size_t first = static_cast<std::size_t>(h.first), n = static_cast<std::size_t>(h.count);
         if (first + n <= task->settled) return; // delivered already (a worker died between flush and mark)
         if (h.kind == ResultKind::error) {
@@ -804,12 +805,10 @@ private:
     template <class Error>
     void fail_all(Error&& error) {
         backlog_.clear();
-        auto pending = std::move(pending_);
-        pending_.clear();
-        for (auto& [id, p] : pending) {
+        pending_.take().for_each([&](std::uint64_t, const std::shared_ptr<PoolTask>& p) {
             if (p->settled < p->count) settle_failed(*p, p->count - p->settled, error(*p));
             done(*p);
-        }
+        });
     }
 
     // Under the lock: the next `n` items of `task` failed with `e`.
@@ -846,23 +845,27 @@ private:
     // Under the lock, each supervision tick: progress shown with the items the workers finished but
     // have not sent yet.
     void tick_progress() {
-        std::map<Progress*, std::size_t> running;
-        for (auto& [id, task] : pending_)
-            if (task->progress) running.try_emplace(task->progress.get(), 0);
+        std::vector<std::pair<Progress*, std::size_t>> running; // few: one per map showing progress
+        auto entry = [&](Progress* p) -> std::size_t& {
+            auto it = std::find_if(running.begin(), running.end(), [&](auto& r) { return r.first == p; });
+            return it != running.end() ? it->second : running.emplace_back(p, 0).second;
+        };
+        pending_.for_each([&](std::uint64_t, const std::shared_ptr<PoolTask>& task) {
+            if (task->progress) entry(task->progress.get());
+        });
         if (running.empty()) return;
         for (std::size_t i = 0; i < workers_.size(); ++i) {
-            auto it = pending_.find(slot(i).task.load(std::memory_order_acquire));
-            if (it == pending_.end() || !it->second->progress || slot(i).running.load() == 0) continue;
+            auto* task = pending_.find(slot(i).task.load(std::memory_order_acquire));
+            if (!task || !(*task)->progress || slot(i).running.load() == 0) continue;
             std::size_t next = static_cast<std::size_t>(slot(i).next_item.load());
-            if (next > it->second->settled) running[it->second->progress.get()] += next - it->second->settled;
+            if (next > (*task)->settled) entry((*task)->progress.get()) += next - (*task)->settled;
         }
         for (auto& [p, n] : running) defer(p->tick(n));
     }
 
     void finished(std::uint64_t id) {
-        auto it = pending_.find(id);
-        auto task = std::move(it->second);
-        pending_.erase(it);
+        auto task = *pending_.find(id);
+        pending_.erase(id);
         done(*task);
     }
 
@@ -880,9 +883,9 @@ private:
             WorkerSlot& s = slot(i);
             const std::uint64_t id = s.task.load(std::memory_order_acquire);
             const std::int64_t started = s.started_ns.load();
-            auto it = id ? pending_.find(id) : pending_.end();
-            if (it != pending_.end() && started != 0 && w.is_alive()) {
-                auto limit = it->second->timeout.count() ? it->second->timeout
+            auto* task = id ? pending_.find(id) : nullptr;
+            if (task && started != 0 && w.is_alive()) {
+                auto limit = (*task)->timeout.count() ? (*task)->timeout
                                                          : std::chrono::duration_cast<std::chrono::nanoseconds>(task_timeout_);
                 if (limit.count() > 0 && Clock::now() - Clock::time_point(Clock::duration(started)) > limit) {
                     w.kill();
@@ -913,9 +916,9 @@ private:
                 owned = false;
         // Results it (or a worker that took its task) published before are settled first.
         drain_locked();
-        auto it = owned ? pending_.find(id) : pending_.end();
-        if (it != pending_.end()) {
-            auto task = it->second;
+        auto* found = owned ? pending_.find(id) : nullptr;
+        if (found) {
+            auto task = *found;
             const int code = w.exitcode().value_or(0);
             std::string cause = timed_out ? std::string("ran longer than ") + (task->timeout.count() ? "its timeout" : "task_timeout") +
                                                 " (" + seconds_text(limit_of(*task)) + "); its worker (pid " +
@@ -941,7 +944,7 @@ private:
                     settle_failed(*task, running + 1 - task->settled, error(where));
                 }
             }
-            pending_.erase(it);
+            pending_.erase(id);
             if (task->settled < task->count) {
                 enqueue(task, task->settled); // the items never started run on another worker
             } else {
@@ -1017,8 +1020,8 @@ private:
             if (w) w->join(); // they die with the zygote: their slots no longer change
         drain_locked();
         for (std::size_t i = 0; i < workers_.size(); ++i) {
-            auto it = pending_.find(slot(i).task.load(std::memory_order_acquire));
-            if (it != pending_.end() && slot(i).running.load() == 1) salvage(i, *it->second);
+            auto* task = pending_.find(slot(i).task.load(std::memory_order_acquire));
+            if (task && slot(i).running.load() == 1) salvage(i, **task);
         }
         const int code = zygote_.exitcode().value_or(0);
         fail_all([&](const PoolTask& p) {
@@ -1045,7 +1048,7 @@ private:
     std::mutex mutex_; // guards everything below, and the tasks' sinks
     std::condition_variable cv_;
     bool pumping_ = false;
-    std::map<std::uint64_t, std::shared_ptr<PoolTask>> pending_;
+    TaskTable<PoolTask> pending_;
     std::deque<Outgoing> backlog_;
     std::vector<std::function<void()>> deferred_;
     std::uint64_t next_id_ = 1;
