@@ -45,8 +45,13 @@ public:
     ConnectionBase& operator=(const ConnectionBase&) = delete;
     ~ConnectionBase() = default;
 
+    // send_bytes, recv_bytes, poll() and the wait() overloads without a duration are templates over
+    // nothing (called as if they were not) so that a file that includes this header but does not call
+    // them does not compile the connection's send and receive paths.
+
     /// Sends raw bytes as one message. Throws EOFError if the other end is closed, StateError if this
     /// end is closed or receive-only.
+    template <class = void>
     void send_bytes(std::span<const std::byte> bytes) {
         channel_.check("send_bytes", channel_.writable(), "receives only");
         channel_.send_bytes(bytes);
@@ -54,6 +59,7 @@ public:
 
     /// Receives one message's raw bytes, blocking until it is complete. Throws EOFError once the other
     /// end is closed and everything it sent has been read.
+    template <class = void>
     std::vector<std::byte> recv_bytes() {
         return channel_.recv_bytes("recv_bytes");
     }
@@ -64,7 +70,10 @@ public:
         channel_.check("poll", channel_.readable(), "sends only");
         return channel_.poll_until(detail::Deadline::after(d));
     }
-    bool poll() { return poll(std::chrono::seconds(0)); }
+    template <class = void>
+    bool poll() {
+        return poll(std::chrono::seconds(0));
+    }
 
     /// Closes this end (in this process). Idempotent.
     void close() noexcept { channel_.close(); }
@@ -158,7 +167,8 @@ std::vector<ConnectionBase*> wait(std::initializer_list<ConnectionBase*> conns, 
     return detail::wait_ready<ConnectionBase>({conns.begin(), conns.size()}, {}, detail::Deadline::after(timeout)).first;
 }
 /// As above, without a timeout.
-inline std::vector<ConnectionBase*> wait(std::initializer_list<ConnectionBase*> conns) {
+template <class = void>
+std::vector<ConnectionBase*> wait(std::initializer_list<ConnectionBase*> conns) {
     return detail::wait_ready<ConnectionBase>({conns.begin(), conns.size()}, {}, detail::Deadline::never()).first;
 }
 /// As above, over a set whose size is known only at run time (e.g. a std::vector<ConnectionBase*>).
@@ -166,7 +176,8 @@ template <class Rep, class Period>
 std::vector<ConnectionBase*> wait(std::span<ConnectionBase* const> conns, std::chrono::duration<Rep, Period> timeout) {
     return detail::wait_ready(conns, {}, detail::Deadline::after(timeout)).first;
 }
-inline std::vector<ConnectionBase*> wait(std::span<ConnectionBase* const> conns) {
+template <class = void>
+std::vector<ConnectionBase*> wait(std::span<ConnectionBase* const> conns) {
     return detail::wait_ready(conns, {}, detail::Deadline::never()).first;
 }
 
@@ -181,7 +192,8 @@ ReadySet wait(std::span<ConnectionBase* const> conns, std::span<const int> senti
     auto [ready, ended] = detail::wait_ready(conns, sentinels, detail::Deadline::after(timeout));
     return {std::move(ready), std::move(ended)};
 }
-inline ReadySet wait(std::span<ConnectionBase* const> conns, std::span<const int> sentinels) {
+template <class = void>
+ReadySet wait(std::span<ConnectionBase* const> conns, std::span<const int> sentinels) {
     auto [ready, ended] = detail::wait_ready(conns, sentinels, detail::Deadline::never());
     return {std::move(ready), std::move(ended)};
 }

@@ -24,18 +24,20 @@
 
 namespace mproc::detail {
 
-/// Movable, not copyable, for one thread at a time. Its errors name "Connection::<op>".
-class Channel {
+/// Movable, not copyable, for one thread at a time. Its errors name "Connection::<op>". A class
+/// template over nothing, so that its members are compiled only where a connection sends or receives.
+template <class = void>
+class BasicChannel {
 public:
     /// Over `fd` (owned), a stream socket, or (`pipe`) a pipe's read end (readable only) or its
     /// non-blocking write end (writable only).
-    Channel(int fd, bool readable, bool writable, bool pipe = false)
+    BasicChannel(int fd, bool readable, bool writable, bool pipe = false)
         : fd_(fd), readable_(readable), writable_(writable), pipe_(pipe) {}
-    Channel(Channel&& o) noexcept
+    BasicChannel(BasicChannel&& o) noexcept
         : fd_(std::exchange(o.fd_, -1)), readable_(o.readable_), writable_(o.writable_), pipe_(o.pipe_),
           rx_(std::move(o.rx_)), rx_cap_(std::exchange(o.rx_cap_, 0)), rx_size_(std::exchange(o.rx_size_, 0)),
           rx_begin_(std::exchange(o.rx_begin_, 0)) {}
-    Channel& operator=(Channel&& o) noexcept {
+    BasicChannel& operator=(BasicChannel&& o) noexcept {
         if (this != &o) {
             close();
             fd_ = std::exchange(o.fd_, -1);
@@ -49,9 +51,9 @@ public:
         }
         return *this;
     }
-    Channel(const Channel&) = delete;
-    Channel& operator=(const Channel&) = delete;
-    ~Channel() { close(); }
+    BasicChannel(const BasicChannel&) = delete;
+    BasicChannel& operator=(const BasicChannel&) = delete;
+    ~BasicChannel() { close(); }
 
     /// One frame, one send: [u64 n][write(out) fills n bytes], built in a buffer kept between calls.
     /// Throws EOFError if the other end is closed.
@@ -204,6 +206,8 @@ private:
     std::size_t rx_begin_ = 0;
     std::vector<std::byte> tx_;
 };
+
+using Channel = BasicChannel<>;
 
 /// What the public connection types hand to the functions here: their Channel (a friend of theirs).
 struct ChannelAccess {

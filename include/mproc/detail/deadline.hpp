@@ -1,8 +1,6 @@
 // A point in time by which a blocking call gives up, or "never". One type for every timed wait.
 #pragma once
 
-#include <optional>
-
 #include "chrono.hpp"
 
 namespace mproc::detail {
@@ -29,14 +27,15 @@ public:
         return after(t - C::now());
     }
 
-    bool is_never() const noexcept { return !at_; }
-    bool expired() const noexcept { return at_ && Clock::now() >= *at_; }
-    Clock::time_point at() const noexcept { return *at_; }
+    bool is_never() const noexcept { return at_ == Clock::time_point::max(); }
+    bool expired() const noexcept { return !is_never() && Clock::now() >= at_; }
+    /// The instant; time_point::max() for "never".
+    Clock::time_point at() const noexcept { return at_; }
 
 private:
     Deadline() = default;
     explicit Deadline(Clock::time_point t) : at_(t) {}
-    std::optional<Clock::time_point> at_;
+    Clock::time_point at_ = Clock::time_point::max(); // max(): never
 };
 
 } // namespace mproc::detail
