@@ -30,6 +30,7 @@
 #include "detail/algorithm.hpp"
 #include "detail/chrono.hpp"
 #include "detail/deadline.hpp"
+#include "detail/deferred.hpp"
 #include "detail/functional.hpp"
 #include "detail/pool/checks.hpp"
 #include "detail/pool/chunk_plan.hpp"
@@ -98,12 +99,14 @@ public:
     template <class = void>
     explicit Pool(int processes) : Pool(PoolOptions{.processes = at_least_one(processes)}) {}
     /// Forks the workers. Throws ValueError for a negative process count or timeout, OSError if fork fails.
-    template <class = void>
+    template <class D = void>
     explicit Pool(PoolOptions options) : progress_(options.progress), on_progress_(std::move(options.on_progress)) {
         if (options.processes < 0) throw ValueError("Pool: processes must be at least 1, got " + std::to_string(options.processes));
         if (options.task_timeout.count() < 0) throw ValueError("Pool: task_timeout must not be negative");
         int n = options.processes == 0 ? cpu_count() : options.processes;
-        pool_ = std::make_shared<detail::WorkerPool>(n, std::move(options));
+        auto engine = std::make_shared<detail::dependent_t<D, detail::WorkerPool>>(n, std::move(options));
+        engine_ = engine.get();
+        pool_ = std::move(engine);
     }
     Pool(const Pool&) = delete;
     Pool& operator=(const Pool&) = delete;
@@ -247,8 +250,8 @@ private:
         task->label = "task " + std::to_string(next_label_++) + " (apply)";
         task->timeout = std::chrono::duration_cast<std::chrono::nanoseconds>(options.timeout);
         state->tasks.push_back(task);
-        pool_->submit(std::move(task), "apply_async");
-        pool_->flush();
+        pool<F>()->submit(std::move(task), "apply_async");
+        pool<F>()->flush();
         return detail::FutureAccess::make<R>(std::make_unique<detail::PoolFutureSource<R>>(pool_, state));
     }
 
@@ -306,14 +309,20 @@ public:
     /// As join, waiting at most `d`: false if tasks were still unsettled then (the pool runs on).
     template <class Rep, class Period>
     bool join_for(std::chrono::duration<Rep, Period> d) {
-        if (!pool_->closed()) throw StateError("Pool::join_for: close() or terminate() the pool first");
-        return pool_->join(detail::Deadline::after(d));
+        if (!engine().closed()) throw StateError("Pool::join_for: close() or terminate() the pool first");
+        return engine().join(detail::Deadline::after(d));
     }
     /// Kills the workers now; unsettled tasks fail with StateError.
     void terminate() noexcept { engine().terminate(); }
 
 private:
-    detail::PoolEngine& engine() const noexcept { return *pool_; }
+    detail::PoolEngine& engine() const noexcept { return *engine_; }
+    // The engine as its class, for the template members: named through their parameter D, so that
+    // only a translation unit that uses them compiles the engine (detail/deferred.hpp).
+    template <class D>
+    const std::shared_ptr<detail::dependent_t<D, detail::WorkerPool>>& pool() const noexcept {
+        return pool_;
+    }
 
     static int at_least_one(int processes) {
         if (processes < 1) throw ValueError("Pool: processes must be at least 1, got " + std::to_string(processes));
@@ -366,7 +375,7 @@ private:
         auto it = std::ranges::begin(inputs);
         // Items are assumed to encode to about the first one's size.
         std::size_t item_bytes = n == 0 ? 0 : encoded_size(static_cast<const Item&>(*it));
-        detail::ChunkPlan plan(n, processes(), options.chunksize, detail::chunk_cap(pool_->max_task_bytes(), item_bytes));
+        detail::ChunkPlan plan(n, processes(), options.chunksize, detail::chunk_cap(pool<F>()->max_task_bytes(), item_bytes));
         std::size_t at = 0;
         std::vector<std::shared_ptr<detail::PoolTask>> tasks;
         for (std::size_t count = plan.next(); count != 0; at += count, count = plan.next()) {
@@ -383,10 +392,10 @@ private:
             tasks.push_back(std::move(task));
         }
         state->chunks_left += tasks.size();
-        for (auto& t : tasks) pool_->submit(std::move(t), op);
+        for (auto& t : tasks) pool<F>()->submit(std::move(t), op);
         // The "still submitting" count, under the lock like every chunk (its callbacks: none yet).
-        pool_->locked([&] { state->chunk_done(); });
-        pool_->flush();
+        pool<F>()->locked([&] { state->chunk_done(); });
+        pool<F>()->flush();
         return detail::FutureAccess::make<std::vector<Element>>(
             std::make_unique<detail::PoolFutureSource<std::vector<Element>>>(pool_, future));
     }
@@ -397,6 +406,7 @@ private:
     using LazyBase = detail::LazyRange<R, detail::PoolImapSource<F, Range, Ordered>, Ordered, std::conditional_t<AsResults, Result<R>, R>>;
 
     std::shared_ptr<detail::WorkerPool> pool_;
+    detail::PoolEngine* engine_ = nullptr; // pool_, as the interface the non-template members use
     bool progress_ = false;
     detail::ProgressCallback on_progress_;
     std::atomic<std::uint64_t> next_label_{1};

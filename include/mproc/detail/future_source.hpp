@@ -14,6 +14,7 @@
 #include "algorithm.hpp"
 #include "chrono.hpp"
 #include "deadline.hpp"
+#include "deferred.hpp"
 #include "functional.hpp"
 #include "ranges.hpp"
 
@@ -83,9 +84,10 @@ concept FutureRange = std::ranges::random_access_range<Range> && is_future<std::
 /// pool are waited on together; several groups (pools, spawns) are waited on in turn, 5 ms each.
 template <class Range>
 bool wait_any_of(Range& futures, const std::vector<std::size_t>& indices, Deadline d) {
-    std::vector<std::pair<const void*, std::vector<FutureSourceBase*>>> groups;
+    using Source = dependent_t<Range, FutureSourceBase>; // compiled where used (deferred.hpp)
+    std::vector<std::pair<const void*, std::vector<Source*>>> groups;
     for (std::size_t i : indices) {
-        FutureSourceBase* s = &FutureAccess::source(futures[i]);
+        Source* s = &FutureAccess::source(futures[i]);
         auto g = std::find_if(groups.begin(), groups.end(), [&](auto& e) { return e.first == s->group(); });
         if (g == groups.end()) groups.push_back({s->group(), {s}});
         else g->second.push_back(s);

@@ -50,7 +50,10 @@
 
 namespace mproc::detail {
 
-class MessageRing {
+// A class template over nothing, so that its members are compiled only where a Queue or a Pool uses
+// them (MessageRing below names it).
+template <class = void>
+class BasicMessageRing {
 public:
     static constexpr std::size_t min_capacity = 4096;
     static constexpr std::size_t max_capacity = std::size_t{1} << 40;
@@ -62,7 +65,7 @@ public:
     /// footprint(capacity()) bytes are mapped there; throws SerializationError if the capacity found
     /// is not one that a ring can have. A placed ring is left in place by the destructor, as other
     /// processes may still use it.
-    MessageRing(Placement p, std::size_t capacity_bytes, std::size_t maxsize, const char* owner)
+    BasicMessageRing(Placement p, std::size_t capacity_bytes, std::size_t maxsize, const char* owner)
         : h_(p, Footprint{p.builds() ? footprint(capacity_bytes, owner) : sizeof(Header)},
              p.builds() ? rounded_capacity(capacity_bytes, owner) : 0, maxsize),
           data_(reinterpret_cast<std::byte*>(h_.get() + 1)), owner_(owner), cap_(h_->capacity), maxsize_(h_->maxsize) {
@@ -71,8 +74,8 @@ public:
         if (p.builds()) slot(0).store(unpublished); // the memory may be a reused block's
     }
     /// A ring in the arena, as above.
-    MessageRing(std::size_t capacity_bytes, std::size_t maxsize, const char* owner)
-        : MessageRing(Placement::arena(), capacity_bytes, maxsize, owner) {}
+    BasicMessageRing(std::size_t capacity_bytes, std::size_t maxsize, const char* owner)
+        : BasicMessageRing(Placement::arena(), capacity_bytes, maxsize, owner) {}
 
     /// The capacity a ring asked for `capacity_bytes` gets. Throws ValueError past 1 TiB.
     static std::size_t rounded_capacity(std::size_t capacity_bytes, const char* owner) {
@@ -85,8 +88,8 @@ public:
         return sizeof(Header) + rounded_capacity(capacity_bytes, owner);
     }
     static constexpr std::size_t alignment = 64;
-    MessageRing(const MessageRing&) = delete;
-    MessageRing& operator=(const MessageRing&) = delete;
+    BasicMessageRing(const BasicMessageRing&) = delete;
+    BasicMessageRing& operator=(const BasicMessageRing&) = delete;
 
     /// The largest message that travels as one record: a quarter of the capacity (so that a producer
     /// never waits for more room than the ring has), at most 1 GiB (the record's 32-bit size field).
@@ -307,7 +310,7 @@ private:
     // Holds one side's mutex for a scope, finishing a dead holder's work first.
     class SideLock {
     public:
-        SideLock(MessageRing& r, Side& s, Deadline d, const char* op) : side_(s) {
+        SideLock(BasicMessageRing& r, Side& s, Deadline d, const char* op) : side_(s) {
             auto result = posix::robust_mutex_lock_until(&s.mutex, d);
             if (result == posix::LockResult::already_owned)
                 throw StateError(std::string(r.owner_) + "::" + op + ": called again from inside a put or get on this thread");
@@ -636,5 +639,7 @@ private:
     std::uint64_t head_seen_ = 0;
     std::uint64_t tail_seen_ = 0;
 };
+
+using MessageRing = BasicMessageRing<>;
 
 } // namespace mproc::detail

@@ -63,6 +63,7 @@
 #include "functional.hpp"
 #include "placement.hpp"
 #include "deadline.hpp"
+#include "deferred.hpp"
 #include "callbacks.hpp"
 #include "codec/bytes.hpp"
 #include "demangle.hpp"
@@ -1030,32 +1031,37 @@ private:
         });
     }
 
+    // The members' types are named through U (Member<T> is T), so that g++ compiles the member
+    // functions only where the engine is instantiated, not in every file that includes this header.
+    template <class T>
+    using Member = dependent_t<U, T>;
+
     int processes_;
-    std::function<void()> initializer_; // run in each worker before its first task
+    Member<std::function<void()>> initializer_; // run in each worker before its first task
     std::size_t maxtasksperchild_;      // 0: no limit
     std::chrono::duration<double> task_timeout_; // 0: no limit
-    MessageRing tasks_;
-    MessageRing results_;
+    Member<MessageRing> tasks_;
+    Member<MessageRing> results_;
     std::size_t buffer_bytes_ = 0;
-    std::vector<std::unique_ptr<SharedBlock<WorkerSlot>>> slots_;
-    std::vector<std::byte*> buffers_;
-    SharedBlock<std::atomic<std::uint64_t>> claims_{std::uint64_t{0}}; // reservations ever made, for WorkerSlot::claim
-    SharedBlock<CancelTable> cancelled_;
+    Member<std::vector<std::unique_ptr<SharedBlock<WorkerSlot>>>> slots_;
+    Member<std::vector<std::byte*>> buffers_;
+    Member<SharedBlock<std::atomic<std::uint64_t>>> claims_{std::uint64_t{0}}; // reservations ever made, for WorkerSlot::claim
+    Member<SharedBlock<CancelTable>> cancelled_;
     BasicZygote<U> zygote_; // after every shared block the workers use; before workers_: destroyed after them
     std::vector<std::unique_ptr<BasicZygoteWorker<U>>> workers_;
     pid_t owner_;
 
-    std::mutex mutex_; // guards everything below, and the tasks' sinks
-    std::condition_variable cv_;
+    Member<std::mutex> mutex_; // guards everything below, and the tasks' sinks
+    Member<std::condition_variable> cv_;
     bool pumping_ = false;
-    TaskTable<PoolTask> pending_;
-    std::deque<Outgoing> backlog_;
-    std::vector<std::function<void()>> deferred_;
+    Member<TaskTable<PoolTask>> pending_;
+    Member<std::deque<Outgoing>> backlog_;
+    Member<std::vector<std::function<void()>>> deferred_;
     std::uint64_t next_id_ = 1;
     int workers_started_ = 0;
     bool closed_ = false;
     bool stopped_ = false;
-    std::optional<RemoteError> broken_; // the initializer failed: every task would
+    Member<std::optional<RemoteError>> broken_; // the initializer failed: every task would
     std::string zygote_lost_;           // why the zygote died, if it did
     Clock::time_point last_supervision_{};
 };

@@ -15,6 +15,7 @@
 #include "../../errors.hpp"
 #include "../callbacks.hpp"
 #include "../deadline.hpp"
+#include "../deferred.hpp"
 #include "../functional.hpp"
 #include "../future_source.hpp"
 #include "../worker_pool.hpp"
@@ -49,7 +50,8 @@ template <class R>
 class PoolFutureSource final : public FutureSource<R> {
 public:
     using State = FutureState<R>;
-    PoolFutureSource(std::shared_ptr<WorkerPool> pool, std::shared_ptr<State> state)
+    using Engine = dependent_t<R, WorkerPool>; // compiled where used (deferred.hpp)
+    PoolFutureSource(std::shared_ptr<Engine> pool, std::shared_ptr<State> state)
         : pool_(std::move(pool)), state_(std::move(state)) {}
     bool wait_until(Deadline d) override { return pool_->wait_until([&] { return peek(); }, d); }
     bool settled() override {
@@ -79,7 +81,7 @@ public:
     }
 
 private:
-    std::shared_ptr<WorkerPool> pool_;
+    std::shared_ptr<Engine> pool_;
     std::shared_ptr<State> state_;
 };
 

@@ -13,6 +13,7 @@
 #include "../algorithm.hpp"
 #include "../chrono.hpp"
 #include "../deadline.hpp"
+#include "../deferred.hpp"
 #include "../functional.hpp"
 #include "../progress.hpp"
 #include "../ranges.hpp"
@@ -35,7 +36,8 @@ public:
     using Chunks = LazyChunks<Result, Ordered>;
     static_assert(!std::is_void_v<Result>, "mproc::Pool::imap: the function returns void; use apply_async for side effects");
 
-    PoolImapSource(std::shared_ptr<WorkerPool> pool, F f, Range inputs, std::size_t chunksize, std::chrono::nanoseconds timeout,
+    using Engine = dependent_t<F, WorkerPool>; // compiled where used (deferred.hpp)
+    PoolImapSource(std::shared_ptr<Engine> pool, F f, Range inputs, std::size_t chunksize, std::chrono::nanoseconds timeout,
                    std::shared_ptr<Progress> progress, const char* op)
         : pool_(std::move(pool)), f_(f), inputs_(std::move(inputs)), it_(std::ranges::begin(inputs_)), end_(std::ranges::end(inputs_)),
           timeout_(timeout), progress_(std::move(progress)), op_(op), sizes_(chunksize) {}
@@ -110,7 +112,7 @@ private:
         if (sent) pool_->flush();
     }
 
-    std::shared_ptr<WorkerPool> pool_;
+    std::shared_ptr<Engine> pool_;
     F f_;
     Range inputs_; // a view: a reference to the caller's range, or the owner of a temporary one
     std::ranges::iterator_t<Range> it_;

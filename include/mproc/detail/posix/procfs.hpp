@@ -1,4 +1,6 @@
 // Process identity that survives pid reuse: a pid together with its start time from /proc/<pid>/stat.
+// The functions are templates over nothing (called as plain functions), so that they are compiled
+// only where the pool's zygote or named shared memory uses them.
 #pragma once
 
 #include <cerrno>
@@ -21,7 +23,8 @@ struct ProcessStat {
 };
 
 /// The state and start time of `pid`, or nullopt if there is no such process (or no /proc).
-inline std::optional<ProcessStat> process_stat(pid_t pid) {
+template <class = void>
+std::optional<ProcessStat> process_stat(pid_t pid) {
     if (pid <= 0) return std::nullopt;
     const std::string path = "/proc/" + std::to_string(pid) + "/stat";
     int fd = -1;
@@ -58,13 +61,15 @@ inline std::optional<ProcessStat> process_stat(pid_t pid) {
 
 /// True while `pid` is the process that started at `start_time` and has not exited: a dead
 /// process, a zombie waiting to be reaped, and a later process that got the same pid all say false.
-inline bool process_alive(pid_t pid, std::uint64_t start_time) {
+template <class = void>
+bool process_alive(pid_t pid, std::uint64_t start_time) {
     auto st = process_stat(pid);
     return st && st->state != 'Z' && st->state != 'X' && st->start_time == start_time;
 }
 
 /// The calling process's start time (read anew each time: a forked child is another process).
-inline std::uint64_t own_start_time() {
+template <class = void>
+std::uint64_t own_start_time() {
     auto st = process_stat(::getpid());
     return st ? st->start_time : 0;
 }
