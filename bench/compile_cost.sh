@@ -7,7 +7,9 @@
 #   CXX=clang++-16 RUNS=3 bench/compile_cost.sh
 #   bench/compile_cost.sh mproc/pool.hpp mproc/shared_memory.hpp   also these headers, one TU each
 # CPU time rather than wall time, so that other work on the machine counts less; still, run it on
-# a quiet machine.
+# a quiet machine. INSTRUCTIONS=1 also counts the compiler's instructions (valgrind's cachegrind, one
+# run each, about 20 s per file): the same on every run and under any load, the figure to compare
+# two versions of a header by.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CXX=${CXX:-g++}
@@ -44,3 +46,27 @@ for h in mproc/mproc.hpp "$@"; do
   printf '%-28s %8.2f %8.2f %10.0f %8.2f\n' "<$h>" "$s" "$(awk "BEGIN {print $s / $base_s}")" "$((kb / 1024))" \
     "$(awk "BEGIN {print $kb / $base_kb}")"
 done
+
+# instructions NAME INCLUDE... -> millions of instructions executed by the compiler proper (cc1plus).
+instructions() {
+  local name=$1; shift
+  local src=$work/$name.cpp
+  : >"$src"
+  for h in "$@"; do echo "#include <$h>" >>"$src"; done
+  echo 'int main() {}' >>"$src"
+  # shellcheck disable=SC2086
+  valgrind --tool=cachegrind --cache-sim=no --cachegrind-out-file=/dev/null --trace-children=yes \
+    "$CXX" $FLAGS -Iinclude -c "$src" -o "$work/$name.o" 2>&1 |
+    awk '/I *refs/ {gsub(",", "", $4); if ($4 + 0 > max + 0) max = $4 + 0} END {printf "%.0f", max / 1e6}'
+}
+
+if [ "${INSTRUCTIONS:-0}" = 1 ]; then
+  command -v valgrind >/dev/null || { echo "compile_cost: INSTRUCTIONS=1 needs valgrind (Debian: apt-get install valgrind)" >&2; exit 1; }
+  base_i=$(instructions baseline thread future)
+  printf '\n%-28s %14s %8s\n' "translation unit includes" "instructions" "ratio"
+  printf '%-28s %13sM %8s\n' "<thread> + <future>" "$base_i" "1.00"
+  for h in mproc/mproc.hpp "$@"; do
+    i=$(instructions "$(basename "$h" .hpp)" "$h")
+    printf '%-28s %13sM %8.2f\n' "<$h>" "$i" "$(awk "BEGIN {print $i / $base_i}")"
+  done
+fi

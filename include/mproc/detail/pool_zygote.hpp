@@ -34,6 +34,7 @@
 #include "child_process.hpp"
 #include "codec/bytes.hpp"
 #include "deadline.hpp"
+#include "deferred.hpp"
 #include "functional.hpp"
 #include "posix/process.hpp"
 #include "posix/procfs.hpp"
@@ -316,10 +317,15 @@ private:
         }
     }
 
-    std::function<void(std::size_t)> worker_;
-    std::optional<Channel> to_zygote_; // the parent's end
-    std::optional<Channel> in_zygote_; // the zygote's end
-    std::optional<ChildProcess> process_;
+    // Member<T> is T, named through U so that the member functions are compiled only where a pool
+    // is built (deferred.hpp).
+    template <class T>
+    using Member = dependent_t<U, T>;
+
+    Member<std::function<void(std::size_t)>> worker_;
+    Member<std::optional<Channel>> to_zygote_; // the parent's end
+    Member<std::optional<Channel>> in_zygote_; // the zygote's end
+    Member<std::optional<ChildProcess>> process_;
     pid_t owner_ = 0;
     bool lost_ = false;
     bool stopped_ = false;

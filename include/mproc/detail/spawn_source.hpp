@@ -19,6 +19,7 @@
 #include "child_process.hpp"
 #include "codec/bytes.hpp"
 #include "deadline.hpp"
+#include "deferred.hpp"
 #include "functional.hpp"
 #include "future_source.hpp"
 #include "posix/pipe.hpp"
@@ -142,15 +143,20 @@ private:
         return {Channel(rx, true, false, true), Channel(tx, false, true, true)};
     }
 
+    // Member<T> is T, named through R so that the member functions are compiled only where spawn is
+    // used (deferred.hpp).
+    template <class T>
+    using Member = dependent_t<R, T>;
+
     std::chrono::duration<double> timeout_;
     std::chrono::duration<double> grace_;
     Deadline deadline_ = Deadline::never();
-    std::pair<Channel, Channel> pipe_;
-    ChildProcess process_;
-    std::optional<std::vector<std::byte>> bytes_;
+    Member<std::pair<Channel, Channel>> pipe_;
+    Member<ChildProcess> process_;
+    Member<std::optional<std::vector<std::byte>>> bytes_;
     std::exception_ptr error_;
     bool settled_ = false;
-    std::vector<std::function<void()>> callbacks_;
+    Member<std::vector<std::function<void()>>> callbacks_;
 };
 
 } // namespace mproc::detail
