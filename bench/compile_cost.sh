@@ -19,13 +19,18 @@ command -v /usr/bin/time >/dev/null || { echo "compile_cost: needs /usr/bin/time
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-# measure NAME INCLUDE... -> "seconds kilobytes", the medians over $RUNS compilations.
-measure() {
-  local name=$1; shift
-  local src=$work/$name.cpp
+# translation_unit NAME INCLUDE... -> writes $work/NAME.cpp: the includes and an empty main.
+translation_unit() {
+  local src=$work/$1.cpp; shift
   : >"$src"
   for h in "$@"; do echo "#include <$h>" >>"$src"; done
   echo 'int main() {}' >>"$src"
+}
+
+# measure NAME INCLUDE... -> "seconds kilobytes", the medians over $RUNS compilations.
+measure() {
+  local name=$1 src=$work/$1.cpp
+  translation_unit "$@"
   local times=() mems=()
   for _ in $(seq "$RUNS"); do
     # shellcheck disable=SC2086
@@ -49,11 +54,8 @@ done
 
 # instructions NAME INCLUDE... -> millions of instructions executed by the compiler proper (cc1plus).
 instructions() {
-  local name=$1; shift
-  local src=$work/$name.cpp
-  : >"$src"
-  for h in "$@"; do echo "#include <$h>" >>"$src"; done
-  echo 'int main() {}' >>"$src"
+  local name=$1 src=$work/$1.cpp
+  translation_unit "$@"
   # shellcheck disable=SC2086
   valgrind --tool=cachegrind --cache-sim=no --cachegrind-out-file=/dev/null --trace-children=yes \
     "$CXX" $FLAGS -Iinclude -c "$src" -o "$work/$name.o" 2>&1 |
