@@ -887,3 +887,28 @@ TEST_CASE("join and terminate stop the zygote: no process, zombie or file descri
         CHECK(test::reaped(zygote));
     }
 }
+
+TEST_CASE("the pool's task table finds, erases and walks tasks by id, and drops the slots that pile up behind a long task") {
+    detail::TaskTable<int> table;
+    for (std::uint64_t id = 1; id <= 1000; ++id) table.insert(id, std::make_shared<int>(static_cast<int>(id)));
+    CHECK(table.size() == 1000);
+    REQUIRE(table.find(500) != nullptr);
+    CHECK(**table.find(500) == 500);
+    CHECK(table.find(1001) == nullptr);
+    for (std::uint64_t id = 2; id <= 1000; ++id) table.erase(id); // the first, long task stays
+    CHECK(table.size() == 1);
+    CHECK(table.find(500) == nullptr);
+    table.erase(500); // erasing what is gone is a no-op
+    CHECK(table.size() == 1);
+    std::vector<std::uint64_t> walked;
+    std::size_t slots = 0;
+    table.for_each([&](std::uint64_t id, const std::shared_ptr<int>&) { walked.push_back(id); });
+    CHECK(walked == std::vector<std::uint64_t>{1});
+    table.insert(1001, std::make_shared<int>(1001)); // still sorted after the empty slots went
+    REQUIRE(table.find(1001) != nullptr);
+    REQUIRE(table.find(1) != nullptr);
+    auto all = table.take();
+    CHECK(table.empty());
+    all.for_each([&](std::uint64_t, const std::shared_ptr<int>&) { ++slots; });
+    CHECK(slots == 2);
+}

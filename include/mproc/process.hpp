@@ -141,7 +141,6 @@ private:
     }
 
     std::unique_ptr<detail::ChildControl> child_; // on the heap: a moved Process leaves its child where it is
-
 };
 
 /// Ends the calling process with exit code `code`. In a process started by mproc: flushes stdio and

@@ -1,7 +1,9 @@
 // The pool's table of unsettled tasks, by id. Ids are handed out in increasing order, so the table is
 // a deque kept sorted by id: lookup is a binary search, insertion is at the back, and an erased entry
 // stays as an empty slot until every entry before it is gone too (tasks settle roughly in the order
-// they were submitted, so the front empties as it goes). A std::map did the same job; this costs
+// they were submitted, so the front empties as it goes). Behind one long task, empty slots could pile
+// up: once they outnumber the tasks, they are dropped in one pass (amortised O(1) per erase), so a
+// walk over the table stays proportional to the tasks in it. A std::map did the same job; this costs
 // less to compile (no <map> in <mproc/pool.hpp>) and one allocation per task fewer.
 #pragma once
 
@@ -22,7 +24,7 @@ public:
         ++size_;
     }
 
-    /// The task under `id`, or nullptr. The pointer stays valid until that entry is erased.
+    /// The task under `id`, or nullptr. The pointer stays valid until the next erase().
     std::shared_ptr<Task>* find(std::uint64_t id) noexcept {
         std::size_t lo = 0, hi = entries_.size();
         while (lo < hi) {
@@ -44,6 +46,7 @@ public:
         --size_;
         while (!entries_.empty() && !entries_.front().task) entries_.pop_front();
         while (!entries_.empty() && !entries_.back().task) entries_.pop_back();
+        if (entries_.size() > 2 * size_ + 64) std::erase_if(entries_, [](const Entry& e) { return !e.task; });
     }
 
     /// Calls `f(id, task)` on every task, in id order.
